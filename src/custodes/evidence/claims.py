@@ -118,5 +118,5 @@ class Claims:
             },
             "collateral_issued_at": ts(self.collateral_issued_at),
             "collateral_next_update": ts(self.collateral_next_update),
-            "details": {k: v for k, v in self.details.items()},
+            "details": dict(self.details),
         }
