@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import typer
 
+from custodes.cli import _policy_remote  # noqa: F401  (adds create/update/show/sign to the policy group)
+from custodes.cli._attest import attest, measure
+from custodes.cli._cas import cas_app
+from custodes.cli._key import key_app
+from custodes.cli._policy import policy_app
+from custodes.cli._sim import sim_app
+
 app = typer.Typer(
     name="custodes",
     help="Attested configuration and secrets for confidential workloads.",
@@ -11,6 +18,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(cas_app, name="cas")
+app.add_typer(policy_app, name="policy")
+app.add_typer(sim_app, name="sim")
+app.add_typer(key_app, name="key")
+app.command("attest")(attest)
+app.command("measure")(measure)
 
 
 def main() -> None:

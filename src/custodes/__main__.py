@@ -1,0 +1,5 @@
+"""``python -m custodes`` is the ``custodes`` command."""
+
+from custodes.cli import main
+
+main()

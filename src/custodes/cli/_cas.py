@@ -1,0 +1,46 @@
+"""``custodes cas``: run the CAS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from custodes.cli._common import die, handles_errors
+from custodes.policy import parse_duration
+from custodes.server.serve import ServeOptions, serve
+
+cas_app = typer.Typer(help="The Configuration and Attestation Service.", no_args_is_help=True)
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        die("ARGUMENT_INVALID", f"--listen wants HOST:PORT, got {listen!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+@cas_app.command("serve")
+@handles_errors
+def serve_command(
+    data_dir: Annotated[Path, typer.Option(help="where the CAS keeps its encrypted state and certificate")],
+    listen: Annotated[str, typer.Option(help="HOST:PORT (port 0 picks a free port)")] = "127.0.0.1:8443",
+    sim_vendor: Annotated[
+        Path | None, typer.Option(help="trust this simulated vendor (from `custodes sim init`); development only")
+    ] = None,
+    access_log: Annotated[bool, typer.Option(help="log every request")] = False,
+    challenge_ttl: Annotated[str, typer.Option(help="how long an attestation nonce stays valid")] = "60s",
+) -> None:
+    """Run the CAS over TLS 1.3. Without --sim-vendor it accepts no simulated evidence at all."""
+    host, port = parse_listen(listen)
+    serve(
+        ServeOptions(
+            data_dir=data_dir,
+            host=host,
+            port=port,
+            sim_vendor=sim_vendor,
+            access_log=access_log,
+            challenge_ttl=parse_duration(challenge_ttl),
+        )
+    )

@@ -1,0 +1,47 @@
+"""What every command shares: one-line errors with a stable code, and the CAS connection options."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from custodes.errors import CustodesError
+
+__all__ = ["CasCertOption", "CasOption", "die", "handles_errors"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+CasOption = Annotated[
+    str | None, typer.Option("--cas", envvar="CUSTODES_CAS", help="CAS URL, e.g. https://127.0.0.1:8443")
+]
+CasCertOption = Annotated[
+    Path | None,
+    typer.Option("--cas-cert", envvar="CUSTODES_CAS_CERT", help="the CAS certificate to pin (DATA_DIR/cas-cert.pem)"),
+]
+
+
+def die(code: str, message: str, exit_code: int = 1) -> None:
+    """Print one line to stderr and exit non-zero."""
+    print(f"error: {code}: {message}", file=sys.stderr)
+    raise typer.Exit(exit_code)
+
+
+def handles_errors(func: F) -> F:
+    """Turn custodes errors (and file errors) into one line on stderr and exit code 1; never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except CustodesError as exc:
+            die(exc.code, exc.message.splitlines()[0] if exc.message else exc.code)
+        except OSError as exc:
+            die("FILE_ERROR", f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
+        return None
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,1 @@
+"""The workload side: evidence providers, attestation, (later) injection and supervision."""

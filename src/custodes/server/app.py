@@ -1,0 +1,153 @@
+"""The CAS HTTP API (DESIGN.md §4): JSON under ``/v1/``, errors as ``{"error": {code, message, reasons}}``.
+
+The routes are thin: they validate the request shape and call :class:`custodes.server.cas.Cas`. Validation
+errors name the field, never echo its value (it may be a secret).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from custodes.errors import CustodesError
+from custodes.protocol import b64d
+from custodes.server.cas import Cas
+from custodes.server.errors import status_for
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("custodes.cas")
+
+MAX_BODY_BYTES = 2 << 20
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChallengeRequest(_Model):
+    policy: str = Field(pattern=_NAME)
+    service: str = Field(min_length=1, max_length=200)
+
+
+class EvidenceIn(_Model):
+    type: str = Field(max_length=32)
+    data: str = Field(max_length=1 << 20)
+    aux: str | None = Field(default=None, max_length=1 << 20)
+
+
+class AttestRequest(_Model):
+    policy: str = Field(pattern=_NAME)
+    service: str = Field(min_length=1, max_length=200)
+    nonce: str = Field(max_length=128)
+    evidence: EvidenceIn
+    public_key: str = Field(max_length=128)
+    lease_id: str | None = Field(default=None, max_length=64)
+
+
+class PolicyRequest(_Model):
+    policy: str = Field(max_length=1 << 20, description="the policy YAML")
+    note: str = Field(max_length=1 << 16, description="a custodes/proposal/v1 signed note")
+    keys: list[str] = Field(default_factory=list, max_length=64, description="public key PEMs for fingerprint keys")
+
+
+def _error(status: int, code: str, message: str, reasons: list[str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, "reasons": reasons or []}}, status_code=status)
+
+
+class _BodyLimit:
+    """Refuse request bodies over ``MAX_BODY_BYTES`` (413) before they are buffered."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for name, value in scope.get("headers", ()):
+                if name == b"content-length" and (not value.isdigit() or int(value) > MAX_BODY_BYTES):
+                    await _error(413, "REQUEST_TOO_LARGE", "request body too large")(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+def _keys_header(value: str | None) -> list[str]:
+    if not value:
+        return []
+    text = b64d(value, field="Custodes-Keys", max_len=1 << 16).decode("utf-8", "replace")
+    return [part + "-----END PUBLIC KEY-----\n" for part in text.split("-----END PUBLIC KEY-----") if part.strip()]
+
+
+def create_app(cas: Cas) -> FastAPI:
+    app = FastAPI(
+        title="custodes CAS",
+        version="1",
+        openapi_url="/v1/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.add_middleware(_BodyLimit)
+
+    @app.exception_handler(CustodesError)
+    async def _custodes_error(_: Request, exc: CustodesError) -> JSONResponse:
+        status = status_for(exc)
+        if status >= 500:
+            log.error("refusing: %s", exc)
+        return _error(status, exc.code, exc.message, exc.reasons)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        reasons = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors()]
+        return _error(400, "REQUEST_INVALID", "the request does not match the API schema", reasons[:20])
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
+        return _error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _internal_error(_: Request, exc: Exception) -> JSONResponse:
+        log.error("internal error: %s", type(exc).__name__)
+        return _error(500, "INTERNAL_ERROR", "internal error")
+
+    @app.get("/v1/status")
+    async def status() -> dict[str, Any]:
+        return cas.status()
+
+    @app.post("/v1/attest/challenge")
+    async def attest_challenge(body: ChallengeRequest) -> dict[str, str]:
+        return cas.challenge(body.policy, body.service)
+
+    @app.post("/v1/attest")
+    async def attest(body: AttestRequest) -> dict[str, Any]:
+        return await cas.attest(body.model_dump())
+
+    @app.post("/v1/auth/challenge")
+    async def auth_challenge() -> dict[str, str]:
+        return cas.auth_challenge()
+
+    @app.post("/v1/policies", status_code=201)
+    async def create_policy(body: PolicyRequest) -> dict[str, Any]:
+        return await cas.put_policy(body.policy, body.note, body.keys, create=True)
+
+    @app.put("/v1/policies/{name:path}")
+    async def update_policy(name: str, body: PolicyRequest) -> dict[str, Any]:
+        return await cas.put_policy(body.policy, body.note, body.keys, create=False, url_name=name)
+
+    @app.get("/v1/policies/{name:path}")
+    async def read_policy(
+        name: str,
+        custodes_note: Annotated[str, Header(max_length=1 << 16)],
+        custodes_keys: Annotated[str | None, Header(max_length=1 << 16)] = None,
+    ) -> dict[str, Any]:
+        note = b64d(custodes_note, field="Custodes-Note", max_len=1 << 16).decode("utf-8", "replace")
+        return cas.read_policy(name, note, _keys_header(custodes_keys))
+
+    return app

@@ -1,0 +1,430 @@
+"""The CAS service layer: policies, challenges, attestation, secrets and leases. No HTTP here.
+
+State that must survive a restart (policies, secrets, the CAS identity) lives in the encrypted store and is
+acknowledged only once durable. Soft state lives in memory: nonces (short-lived by design) and leases (a workload
+re-establishes its lease by re-attesting; after a CAS restart its renewal is a fresh attestation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import jwt
+
+from custodes import __version__
+from custodes.appraisal import appraise
+from custodes.clock import FlooredClock
+from custodes.ledger.keys import fingerprint, load_public_key
+from custodes.ledger.note import NoteError, NoteKey, parse_note, verify_note
+from custodes.ledger.requests import parse_proposal, parse_read
+from custodes.policy import Policy, load_policy, render_service, secret_order
+from custodes.protocol import NONCE_BYTES, b64d, b64e, report_data_for, seal_config
+from custodes.secrets import SecretMaterial, generate_secret
+from custodes.server.errors import ApiError
+from custodes.server.identity import CasIdentity
+from custodes.server.verifiers import Verifiers
+from custodes.store import SqliteStore
+
+__all__ = ["Cas", "Lease"]
+
+log = logging.getLogger("custodes.cas")
+
+DEFAULT_NONCE_TTL = timedelta(seconds=60)
+MAX_OUTSTANDING_NONCES = 100_000
+EAR_PROFILE = "tag:github.com,2023:veraison/ear"
+
+
+@dataclass(slots=True)
+class Lease:
+    id: str
+    policy: str
+    service: str
+    platform_id: str
+    expires_at: datetime
+    renew_after: datetime
+    renewals: int = 0
+
+
+@dataclass(slots=True)
+class _Challenge:
+    policy: str
+    service: str
+    expires_at: datetime
+    used: bool = False
+
+
+@dataclass(slots=True)
+class _LoadedPolicy:
+    policy: Policy
+    yaml: str
+    serial: int
+
+
+@dataclass
+class _State:
+    policies: dict[str, _LoadedPolicy] = field(default_factory=dict)
+    secrets: dict[tuple[str, str], tuple[str, SecretMaterial]] = field(default_factory=dict)
+    leases: dict[str, Lease] = field(default_factory=dict)
+
+
+def _ts(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _spec_hash(spec: Any) -> str:
+    return hashlib.sha256(json.dumps(spec.model_dump(mode="json", warnings=False), sort_keys=True).encode()).hexdigest()
+
+
+class Cas:
+    """The CAS. One instance per process; its methods are called from the HTTP layer's event loop."""
+
+    def __init__(
+        self,
+        *,
+        store: SqliteStore,
+        identity: CasIdentity,
+        verifiers: Verifiers,
+        clock: FlooredClock,
+        nonce_ttl: timedelta = DEFAULT_NONCE_TTL,
+    ) -> None:
+        self.store = store
+        self.identity = identity
+        self.verifiers = verifiers
+        self.clock = clock
+        self._state = _State()
+        self._challenges: OrderedDict[bytes, _Challenge] = OrderedDict()
+        self._read_nonces: OrderedDict[str, datetime] = OrderedDict()
+        self._write_lock = asyncio.Lock()
+        self.nonce_ttl = nonce_ttl
+        if verifiers.newest_signed_time:
+            clock.observe_signed(verifiers.newest_signed_time)
+        self._load_policies()
+
+    # ------------------------------------------------------------------------------------------ policies
+
+    def _load_policies(self) -> None:
+        for name in self.store.names("policy/"):
+            raw = self.store.get(name)
+            if raw is None:
+                continue
+            record = json.loads(raw)
+            policy = load_policy(record["yaml"], source=name)
+            self._state.policies[policy.name] = _LoadedPolicy(policy, record["yaml"], record["serial"])
+
+    def _policy(self, name: str) -> _LoadedPolicy:
+        loaded = self._state.policies.get(name)
+        if loaded is None:
+            raise ApiError(404, "POLICY_NOT_FOUND", f"no policy named {name!r}")
+        return loaded
+
+    def _note_keys(self, policy: Policy, names: tuple[str, ...] | list[str], supplied: list[str]) -> list[NoteKey]:
+        """The verification keys of the named policy keys. Fingerprint-only keys are taken from ``supplied``."""
+        by_fp: dict[str, Any] = {}
+        for pem in supplied:
+            key = load_public_key(pem)
+            by_fp[fingerprint(key)] = key
+        keys = []
+        for name in dict.fromkeys(names):
+            spec = policy.keys[name]
+            pub = by_fp.get(spec.lower()) if spec.startswith("sha256:") else load_public_key(spec)
+            if pub is not None:
+                keys.append(NoteKey(name, pub))
+        return keys
+
+    def _authorize(
+        self, note_text: str, policy: Policy, names: tuple[str, ...], threshold: int, supplied: list[str]
+    ) -> list[str]:
+        note = parse_note(note_text)
+        try:
+            signers = verify_note(note, self._note_keys(policy, names, supplied))
+        except NoteError as exc:
+            if exc.code == "NOTE_UNSIGNED":
+                raise ApiError(
+                    403, "SIGNER_NOT_AUTHORIZED", "no signature by a key that policy access allows"
+                ) from None
+            raise ApiError(403, exc.code, exc.message) from None
+        if len(signers) < threshold:
+            raise ApiError(
+                403,
+                "SIGNATURE_THRESHOLD_NOT_MET",
+                f"{len(signers)} of the required {threshold} distinct signers signed",
+                reasons=[f"signed by: {', '.join(signers)}"],
+            )
+        return signers
+
+    async def put_policy(
+        self, yaml_text: str, note_text: str, keys: list[str], *, create: bool, url_name: str | None = None
+    ) -> dict[str, Any]:
+        """Create (``create=True``) or update a policy. The note must be a proposal for exactly this policy,
+        signed by enough keys: the new policy's own update signers when creating (the first creator owns the
+        name), the *current* policy's when updating."""
+        new = load_policy(yaml_text, source="policy")
+        if url_name is not None and url_name != new.name:
+            raise ApiError(400, "REQUEST_INVALID", "the policy name in the URL differs from the policy's name")
+        proposal = parse_proposal(parse_note(note_text).text)
+        now = self.clock.now()
+        if proposal.name != new.name or proposal.policy_hash != new.hash:
+            raise ApiError(403, "NOTE_POLICY_MISMATCH", "the signed proposal is for a different policy")
+        if proposal.not_after < int(now.timestamp()):
+            raise ApiError(403, "NOTE_EXPIRED", "the signed proposal's not-after time has passed")
+        if proposal.predecessor != new.predecessor:
+            raise ApiError(403, "NOTE_POLICY_MISMATCH", "the signed proposal names a different predecessor")
+        async with self._write_lock:
+            current = self._state.policies.get(new.name)
+            if create:
+                if current is not None:
+                    raise ApiError(409, "POLICY_EXISTS", f"policy {new.name} exists; update it instead")
+                if new.predecessor is not None:
+                    raise ApiError(409, "PREDECESSOR_MISMATCH", "a new policy has no predecessor", ["current: -"])
+                rule = new.access.update
+                signers = self._authorize(note_text, new, rule.signers, rule.threshold, keys)
+                serial = 1
+            else:
+                if current is None:
+                    raise ApiError(404, "POLICY_NOT_FOUND", f"no policy named {new.name!r}")
+                if new.predecessor != current.policy.hash:
+                    raise ApiError(
+                        409,
+                        "PREDECESSOR_MISMATCH",
+                        f"predecessor must be the current hash {current.policy.hash}",
+                        [f"current: {current.policy.hash}"],
+                    )
+                rule = current.policy.access.update
+                signers = self._authorize(note_text, current.policy, rule.signers, rule.threshold, keys)
+                serial = current.serial + 1
+            record = json.dumps({"yaml": yaml_text, "hash": new.hash, "serial": serial, "signers": signers}).encode()
+            puts = {f"policy/{new.name}": record, f"policyhist/{new.name}/{serial:08d}": record}
+            expect = {f"policy/{new.name}": None if create else self.store.version_of(f"policy/{new.name}")}
+            await asyncio.to_thread(self.store.commit, puts, expect=expect)
+            self._state.policies[new.name] = _LoadedPolicy(new, yaml_text, serial)
+        log.info("policy %s %s by %s: %s", new.name, "created" if create else "updated", ",".join(signers), new.hash)
+        return {
+            "name": new.name,
+            "hash": new.hash,
+            "serial": serial,
+            "signers": signers,
+            "warnings": list(new.warnings),
+        }
+
+    def auth_challenge(self) -> dict[str, str]:
+        """A single-use nonce for signing a read request."""
+        now = self.clock.now()
+        self._expire_read_nonces(now)
+        nonce = secrets.token_hex(NONCE_BYTES)
+        self._read_nonces[nonce] = now + self.nonce_ttl
+        return {"nonce": nonce, "expires_at": _ts(now + self.nonce_ttl)}
+
+    def _expire_read_nonces(self, now: datetime) -> None:
+        while self._read_nonces and next(iter(self._read_nonces.values())) < now:
+            self._read_nonces.popitem(last=False)
+        if len(self._read_nonces) >= MAX_OUTSTANDING_NONCES:
+            raise ApiError(429, "NONCE_LIMIT", "too many outstanding challenges")
+
+    def read_policy(self, name: str, note_text: str, keys: list[str]) -> dict[str, Any]:
+        """Return a policy to a key named in its ``access.read`` (or ``access.update.signers``)."""
+        request = parse_read(parse_note(note_text).text)
+        if request.name != name:
+            raise ApiError(403, "NOTE_POLICY_MISMATCH", "the signed read request is for another policy")
+        expires = self._read_nonces.pop(request.nonce, None)
+        if expires is None or expires < self.clock.now():
+            raise ApiError(403, "NONCE_UNKNOWN", "the read request's nonce is unknown, used or expired")
+        loaded = self._policy(name)
+        access = loaded.policy.access
+        self._authorize(note_text, loaded.policy, (*access.read, *access.update.signers), 1, keys)
+        return {"name": name, "hash": loaded.policy.hash, "serial": loaded.serial, "policy": loaded.yaml}
+
+    # ------------------------------------------------------------------------------------------ attestation
+
+    def challenge(self, policy: str, service: str) -> dict[str, str]:
+        now = self.clock.now()
+        while self._challenges:
+            oldest = next(iter(self._challenges.values()))
+            if oldest.expires_at + self.nonce_ttl > now:
+                break
+            self._challenges.popitem(last=False)
+        if len(self._challenges) >= MAX_OUTSTANDING_NONCES:
+            raise ApiError(429, "NONCE_LIMIT", "too many outstanding challenges")
+        loaded = self._policy(policy)
+        if loaded.policy.service(service) is None:
+            raise ApiError(404, "SERVICE_UNKNOWN", f"policy {policy} has no service {service!r}")
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        self._challenges[nonce] = _Challenge(policy, service, now + self.nonce_ttl)
+        return {"nonce": b64e(nonce), "expires_at": _ts(now + self.nonce_ttl)}
+
+    def _consume_nonce(self, nonce: bytes, policy: str, service: str, now: datetime) -> None:
+        challenge = self._challenges.get(nonce)
+        if challenge is None:
+            raise ApiError(403, "NONCE_UNKNOWN", "the nonce was not issued by this CAS (or is long expired)")
+        if challenge.used:
+            raise ApiError(403, "NONCE_REUSED", "the nonce was already used")
+        challenge.used = True  # kept until it ages out, so a replay is named as such
+        if challenge.expires_at < now:
+            raise ApiError(403, "NONCE_EXPIRED", "the nonce has expired; request a new challenge")
+        if (challenge.policy, challenge.service) != (policy, service):
+            raise ApiError(403, "NONCE_MISMATCH", "the nonce was issued for another policy or service")
+
+    async def attest(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Verify, appraise, render, seal. Returns the sealed config, a lease and a signed EAR token."""
+        now = self.clock.now()
+        policy_name, service_name = request["policy"], request["service"]
+        nonce = b64d(request["nonce"], field="nonce", max_len=64)
+        public_key = b64d(request["public_key"], field="public_key", max_len=64)
+        evidence = request["evidence"]
+        self._consume_nonce(nonce, policy_name, service_name, now)
+        loaded = self._policy(policy_name)
+        data = b64d(evidence["data"], field="evidence.data")
+        aux = b64d(evidence["aux"], field="evidence.aux") if evidence.get("aux") else None
+        claims = self.verifiers.verify(evidence["type"], data, aux, now=now)
+        if not hmac.compare_digest(claims.report_data, report_data_for(nonce, public_key)):
+            raise ApiError(403, "REPORT_DATA_MISMATCH", "the evidence does not bind this nonce and public key")
+        if claims.collateral_issued_at:
+            self.clock.observe_signed(claims.collateral_issued_at)
+        verdict = appraise(claims, loaded.policy, service_name, now)
+        lease_id = request.get("lease_id")
+        if not verdict.accepted:
+            if lease_id:
+                self._state.leases.pop(lease_id, None)
+            raise ApiError(403, verdict.reasons[0], verdict.messages[0], list(verdict.reasons))
+        service = loaded.policy.service(service_name)
+        materials = await self._materials(loaded.policy, service_name, now)
+        rendered = render_service(loaded.policy, service_name, materials)
+        lease = self._lease(lease_id, policy_name, service_name, claims.platform_id, service.lease.ttl, verdict, now)
+        payload = {
+            "policy": policy_name,
+            "service": service_name,
+            "policy_version": loaded.policy.hash,
+            "config": json.loads(rendered.to_json_bytes()),
+        }
+        sealed = seal_config(public_key, nonce, payload)
+        return {
+            "sealed_config": b64e(sealed),
+            "lease": {"id": lease.id, "expires_at": _ts(lease.expires_at), "renew_after": _ts(lease.renew_after)},
+            "policy_version": loaded.policy.hash,
+            "verdict": verdict.to_json(),
+            "attestation_token": self._ear(claims.platform_id, loaded.policy, nonce, verdict.warnings, now),
+        }
+
+    def _lease(
+        self,
+        lease_id: str | None,
+        policy: str,
+        service: str,
+        platform: str,
+        ttl: timedelta,
+        verdict: Any,
+        now: datetime,
+    ) -> Lease:
+        expires = now + ttl
+        if verdict.deadline is not None and verdict.deadline < expires:
+            expires = verdict.deadline
+        renew_after = now + (expires - now) / 2
+        if lease_id:
+            lease = self._state.leases.get(lease_id)
+            if lease is None or (lease.policy, lease.service) != (policy, service):
+                raise ApiError(403, "LEASE_UNKNOWN", "no such lease for this policy and service")
+            if lease.expires_at <= now:
+                self._state.leases.pop(lease_id, None)
+                raise ApiError(403, "LEASE_EXPIRED", "the lease expired before it was renewed")
+            lease.expires_at, lease.renew_after, lease.platform_id = expires, renew_after, platform
+            lease.renewals += 1
+            return lease
+        self._expire_leases(now)
+        lease = Lease(secrets.token_urlsafe(16), policy, service, platform, expires, renew_after)
+        self._state.leases[lease.id] = lease
+        return lease
+
+    def _expire_leases(self, now: datetime) -> None:
+        if len(self._state.leases) % 1024 == 0:
+            for key in [k for k, v in self._state.leases.items() if v.expires_at <= now]:
+                del self._state.leases[key]
+
+    def _ear(self, platform: str, policy: Policy, nonce: bytes, warnings: tuple[str, ...], now: datetime) -> str:
+        """An EAR attestation-result token (draft-ietf-rats-ear) for relying parties, signed with EdDSA."""
+        status = "warning" if warnings else "affirming"
+        claims = {
+            "eat_profile": EAR_PROFILE,
+            "iat": int(now.timestamp()),
+            "eat_nonce": b64e(nonce),
+            "ear.verifier-id": {"developer": "custodes", "build": __version__},
+            "submods": {
+                "workload": {
+                    "ear.status": status,
+                    "ear.appraisal-policy-id": f"{policy.name}@{policy.hash}",
+                    "custodes.platform": platform,
+                }
+            },
+        }
+        return jwt.encode(claims, self.identity.signing_key, algorithm="EdDSA")
+
+    # ------------------------------------------------------------------------------------------ secrets
+
+    async def _materials(self, policy: Policy, service: str, now: datetime) -> dict[str, SecretMaterial]:
+        """The service's secrets, generated on first use and durable before first release. They are keyed by
+        policy name and secret name, so every instance and every later policy version sees the same values."""
+        materials: dict[str, SecretMaterial] = {}
+        specs = {spec.name: spec for spec in policy.secrets}
+        for name in secret_order(policy, service):
+            spec = specs[name]
+            issuer = materials.get(spec.issuer) if getattr(spec, "issuer", None) else None
+            if getattr(spec, "per_instance", False):
+                materials[name] = generate_secret(spec, issuer=issuer, now=now)
+                continue
+            cached = self._state.secrets.get((policy.name, name))
+            spec_hash = _spec_hash(spec)
+            if cached is not None and cached[0] == spec_hash and not _needs_reissue(cached[1], now):
+                materials[name] = cached[1]
+                continue
+            materials[name] = await self._load_or_generate(policy.name, spec, spec_hash, issuer, now)
+        return materials
+
+    async def _load_or_generate(
+        self, policy_name: str, spec: Any, spec_hash: str, issuer: SecretMaterial | None, now: datetime
+    ) -> SecretMaterial:
+        record_name = f"secret/{policy_name}/{spec.name}"
+        async with self._write_lock:
+            raw = self.store.get(record_name)
+            if raw is not None:
+                record = json.loads(raw)
+                material = SecretMaterial.from_bytes(b64d(record["material"], field="secret"))
+                if record["spec"] == spec_hash and not _needs_reissue(material, now):
+                    self._state.secrets[(policy_name, spec.name)] = (spec_hash, material)
+                    return material
+            material = generate_secret(spec, issuer=issuer, now=now)
+            record = {"spec": spec_hash, "material": b64e(material.to_bytes()), "generated_at": _ts(now)}
+            await asyncio.to_thread(self.store.commit, {record_name: json.dumps(record).encode()})
+            self._state.secrets[(policy_name, spec.name)] = (spec_hash, material)
+            log.info("secret %s/%s generated (%s)", policy_name, spec.name, spec.kind)
+            return material
+
+    # ------------------------------------------------------------------------------------------ status
+
+    def status(self) -> dict[str, Any]:
+        head = self.store.head
+        return {
+            "version": __version__,
+            "simulated_vendor_trusted": self.verifiers.simulated_trusted,
+            "policies": len(self._state.policies),
+            "leases": len(self._state.leases),
+            "store": {"epoch": head.epoch, "version": head.version},
+            "time": _ts(self.clock.now()),
+            "uptime_s": round(time.monotonic() - _START, 1),
+        }
+
+
+_START = time.monotonic()
+
+
+def _needs_reissue(material: SecretMaterial, now: datetime) -> bool:
+    """Certificates are re-issued when they have expired (with the same key names and issuer)."""
+    not_after = material.not_after
+    return not_after is not None and not_after <= now

@@ -1,0 +1,93 @@
+"""Run the CAS: open the store, load the identity, serve the API over TLS 1.3 with uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import uvicorn
+
+from custodes.clock import FlooredClock
+from custodes.server.app import create_app
+from custodes.server.cas import DEFAULT_NONCE_TTL, Cas
+from custodes.server.identity import load_or_create_identity
+from custodes.server.verifiers import Verifiers
+from custodes.store import SqliteStore, load_or_create_storage_key
+
+__all__ = ["ServeOptions", "build_cas", "serve"]
+
+log = logging.getLogger("custodes.cas")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8443
+    sim_vendor: Path | None = None
+    access_log: bool = False
+    challenge_ttl: timedelta = DEFAULT_NONCE_TTL
+
+
+def build_cas(options: ServeOptions) -> Cas:
+    """Open (or initialise) the CAS's state in ``data_dir``. Fails closed on any integrity error."""
+    options.data_dir.mkdir(parents=True, exist_ok=True)
+    options.data_dir.chmod(0o700)
+    clock = FlooredClock()
+    store = SqliteStore.open(options.data_dir / "state.db", load_or_create_storage_key(options.data_dir))
+    store.verify_all()
+    identity = load_or_create_identity(store, options.data_dir, hosts=[options.host], now=clock.now())
+    return Cas(
+        store=store,
+        identity=identity,
+        verifiers=Verifiers(options.sim_vendor),
+        clock=clock,
+        nonce_ttl=options.challenge_ttl,
+    )
+
+
+def serve(options: ServeOptions) -> None:
+    """Serve until SIGTERM/SIGINT. Prints one ``listening`` line once the socket is bound."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    cas = build_cas(options)
+    if options.sim_vendor:
+        log.warning(
+            "SIMULATED evidence is ACCEPTED from the vendor in %s. Development only: no hardware protects "
+            "the workloads this CAS configures.",
+            options.sim_vendor,
+        )
+    config = uvicorn.Config(
+        create_app(cas),
+        host=options.host,
+        port=options.port,
+        log_level="warning",
+        access_log=options.access_log,
+        lifespan="off",
+        timeout_keep_alive=30,
+    )
+    config.load()
+    config.ssl = cas.identity.ssl_context()
+    server = uvicorn.Server(config)
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+        task = asyncio.create_task(server.serve())
+        while not server.started and not task.done():
+            await asyncio.sleep(0.01)
+        if server.started:
+            sockets = [s for srv in server.servers for s in srv.sockets]
+            port = sockets[0].getsockname()[1] if sockets else options.port
+            print(f"custodes CAS listening on https://{options.host}:{port}", flush=True)
+        await task
+
+    try:
+        asyncio.run(run())
+    finally:
+        cas.store.close()
