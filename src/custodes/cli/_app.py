@@ -9,6 +9,7 @@ from custodes.cli._attest import attest, measure
 from custodes.cli._cas import cas_app
 from custodes.cli._key import key_app
 from custodes.cli._policy import policy_app
+from custodes.cli._quickstart import quickstart
 from custodes.cli._sim import sim_app
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ app.add_typer(sim_app, name="sim")
 app.add_typer(key_app, name="key")
 app.command("attest")(attest)
 app.command("measure")(measure)
+app.command("quickstart")(quickstart)
 
 
 def main() -> None:

@@ -373,7 +373,7 @@ class SimVerifier:
             platform_id = str(ids[0].value)
             (tcb_level,) = struct.unpack(">I", level_ext.value)
             sig_hash = cert.signature_hash_algorithm
-        except (ValueError, TypeError, x509.ExtensionNotFound) as exc:
+        except Exception as exc:  # untrusted DER: whatever the X.509 parser objects to is a malformed certificate
             raise EvidenceError("SIM_EVIDENCE_MALFORMED", "platform certificate is malformed") from exc
         if not isinstance(sig_hash, hashes.SHA256):
             raise EvidenceError("SIM_PLATFORM_UNTRUSTED", "platform certificate uses an unexpected hash")
