@@ -87,14 +87,15 @@ class RuntimeKey:
         return open_config(self._private, nonce, sealed)
 
 
-def seal_config(public_key: bytes, nonce: bytes, payload: dict[str, Any]) -> bytes:
-    """HPKE-seal the config payload (JSON) to the runtime's key, bound to the challenge nonce."""
+def seal_config(public_key: bytes, nonce: bytes, payload: dict[str, Any] | bytes) -> bytes:
+    """HPKE-seal the config payload (a JSON object, or its encoding) to the runtime's key, bound to the nonce."""
     try:
         pub = x25519.X25519PublicKey.from_public_bytes(public_key)
     except ValueError:
         raise CustodesError("REQUEST_INVALID", "public_key is not a 32-byte X25519 key") from None
-    data = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
-    return SUITE.encrypt(data, pub, info=CONFIG_INFO + nonce)
+    if not isinstance(payload, bytes):
+        payload = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+    return SUITE.encrypt(payload, pub, info=CONFIG_INFO + nonce)
 
 
 def open_config(private_key: x25519.X25519PrivateKey, nonce: bytes, sealed: bytes) -> dict[str, Any]:

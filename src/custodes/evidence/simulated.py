@@ -58,6 +58,7 @@ __all__ = [
     "SimTcbInfo",
     "SimTcbLevel",
     "SimVerifier",
+    "endorse_attestation_key",
     "issue_platform_certificate",
     "make_evidence",
     "parse_evidence",
@@ -155,13 +156,20 @@ def make_evidence(
     measurement: bytes,
     report_data: bytes,
     debug: bool = False,
+    ak_endorsement: bytes | None = None,
 ) -> bytes:
-    """Produce signed simulated evidence (the workload-side "quote" operation)."""
+    """Produce signed simulated evidence (the workload-side "quote" operation).
+
+    ``ak_endorsement`` may be passed from :func:`endorse_attestation_key` to skip re-signing it, as a quoting
+    enclave keeps its certified key.
+    """
     if len(measurement) != 48 or len(report_data) != 64:
         raise ValueError("measurement must be 48 bytes and report_data 64 bytes")
     ak_pub = attestation_key.public_key().public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
     )
+    if ak_endorsement is None:
+        ak_endorsement = endorse_attestation_key(platform_key, attestation_key)
     body = (
         _HEADER.pack(
             EVIDENCE_MAGIC,
@@ -176,6 +184,16 @@ def make_evidence(
         + platform_cert_der
     )
     return body + _sign(attestation_key, body)
+
+
+def endorse_attestation_key(
+    platform_key: ec.EllipticCurvePrivateKey, attestation_key: ec.EllipticCurvePrivateKey
+) -> bytes:
+    """The platform key's signature over the attestation key (as a PCK signs the QE report)."""
+    ak_pub = attestation_key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    return _sign(platform_key, AK_CONTEXT + ak_pub)
 
 
 # --------------------------------------------------------------------------------------------- platform certs

@@ -16,6 +16,7 @@ Private keys live in the same tree as the public ones only because this is a sim
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from custodes.evidence.simulated import (
     SimTcbInfo,
     SimTcbLevel,
     SimVerifier,
+    endorse_attestation_key,
     issue_platform_certificate,
     make_evidence,
     sign_tcb_info,
@@ -98,13 +100,19 @@ class SimPlatform:
     def platform_id(self) -> str:
         return self.path.name
 
-    def evidence(self, *, measurement: bytes, report_data: bytes, debug: bool = False) -> bytes:
+    @functools.cached_property
+    def _keys(self) -> tuple[bytes, ec.EllipticCurvePrivateKey, ec.EllipticCurvePrivateKey, bytes]:
+        """The platform's certificate and keys, loaded once (a quoting enclave keeps them in memory)."""
         try:
             cert = (self.path / "platform-cert.der").read_bytes()
             platform_key = _read_private(self.path / "platform-key.pem")
             attestation_key = _read_private(self.path / "attestation-key.pem")
         except OSError as exc:
             raise CustodesError("SIM_DIR_INVALID", f"{self.path} is not a simulated platform directory") from exc
+        return cert, platform_key, attestation_key, endorse_attestation_key(platform_key, attestation_key)
+
+    def evidence(self, *, measurement: bytes, report_data: bytes, debug: bool = False) -> bytes:
+        cert, platform_key, attestation_key, endorsement = self._keys
         return make_evidence(
             platform_cert_der=cert,
             platform_key=platform_key,
@@ -112,6 +120,7 @@ class SimPlatform:
             measurement=measurement,
             report_data=report_data,
             debug=debug,
+            ak_endorsement=endorsement,
         )
 
     @property

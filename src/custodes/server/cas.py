@@ -104,6 +104,7 @@ class Cas:
         self._state = _State()
         self._challenges: OrderedDict[bytes, _Challenge] = OrderedDict()
         self._read_nonces: OrderedDict[str, datetime] = OrderedDict()
+        self._rendered: dict[tuple[str, str, str], tuple[bytes, datetime | None]] = {}
         self._write_lock = asyncio.Lock()
         self.nonce_ttl = nonce_ttl
         if verifiers.newest_signed_time:
@@ -207,6 +208,7 @@ class Cas:
             expect = {f"policy/{new.name}": None if create else self.store.version_of(f"policy/{new.name}")}
             await asyncio.to_thread(self.store.commit, puts, expect=expect)
             self._state.policies[new.name] = _LoadedPolicy(new, yaml_text, serial)
+            self._rendered = {k: v for k, v in self._rendered.items() if k[0] != new.name}
         log.info("policy %s %s by %s: %s", new.name, "created" if create else "updated", ",".join(signers), new.hash)
         return {
             "name": new.name,
@@ -296,15 +298,8 @@ class Cas:
                 self._state.leases.pop(lease_id, None)
             raise ApiError(403, verdict.reasons[0], verdict.messages[0], list(verdict.reasons))
         service = loaded.policy.service(service_name)
-        materials = await self._materials(loaded.policy, service_name, now)
-        rendered = render_service(loaded.policy, service_name, materials)
+        payload = await self._payload(loaded.policy, service_name, now)
         lease = self._lease(lease_id, policy_name, service_name, claims.platform_id, service.lease.ttl, verdict, now)
-        payload = {
-            "policy": policy_name,
-            "service": service_name,
-            "policy_version": loaded.policy.hash,
-            "config": json.loads(rendered.to_json_bytes()),
-        }
         sealed = seal_config(public_key, nonce, payload)
         return {
             "sealed_config": b64e(sealed),
@@ -367,6 +362,28 @@ class Cas:
         return jwt.encode(claims, self.identity.signing_key, algorithm="EdDSA")
 
     # ------------------------------------------------------------------------------------------ secrets
+
+    async def _payload(self, policy: Policy, service: str, now: datetime) -> bytes:
+        """The plaintext config for a service. Rendering is pure, so its result is cached per policy version and
+        service until the first certificate in it expires; services with per-instance secrets render every time."""
+        key = (policy.name, policy.hash, service)
+        cached = self._rendered.get(key)
+        if cached is not None and (cached[1] is None or cached[1] > now):
+            return cached[0]
+        materials = await self._materials(policy, service, now)
+        rendered = render_service(policy, service, materials)
+        payload = {
+            "policy": policy.name,
+            "service": service,
+            "policy_version": policy.hash,
+            "config": json.loads(rendered.to_json_bytes()),
+        }
+        data = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+        specs = {spec.name: spec for spec in policy.secrets}
+        if not any(getattr(specs[name], "per_instance", False) for name in materials):
+            expiries = [m.not_after for m in materials.values() if m.not_after is not None]
+            self._rendered[key] = (data, min(expiries) if expiries else None)
+        return data
 
     async def _materials(self, policy: Policy, service: str, now: datetime) -> dict[str, SecretMaterial]:
         """The service's secrets, generated on first use and durable before first release. They are keyed by

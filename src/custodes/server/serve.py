@@ -51,6 +51,15 @@ def build_cas(options: ServeOptions) -> Cas:
     )
 
 
+def _loop_factory():  # type: ignore[no-untyped-def]
+    """uvloop where installed (it is a dependency): its TLS transport roughly halves the per-request cost."""
+    try:
+        import uvloop  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - fall back to the stdlib loop
+        return None
+    return uvloop.new_event_loop
+
+
 def serve(options: ServeOptions) -> None:
     """Serve until SIGTERM/SIGINT. Prints one ``listening`` line once the socket is bound."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -69,6 +78,7 @@ def serve(options: ServeOptions) -> None:
         access_log=options.access_log,
         lifespan="off",
         timeout_keep_alive=30,
+        http="httptools",
     )
     config.load()
     config.ssl = cas.identity.ssl_context()
@@ -88,6 +98,7 @@ def serve(options: ServeOptions) -> None:
         await task
 
     try:
-        asyncio.run(run())
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(run())
     finally:
         cas.store.close()

@@ -1,0 +1,198 @@
+"""End-to-end attestation throughput and latency against a real CAS process (issue 2's figures).
+
+One attestation = challenge, simulated evidence over (nonce, fresh HPKE key), attest, unseal: two HTTPS requests
+over TLS 1.3 with keep-alive. The load comes from aiohttp in this process (the CAS runs in its own process), so the
+client's cost is included, as it is on the 2-core target machine.
+
+Baselines measured in the same run: the raw P-256 ECDSA verify rate, and the crypto-only cost of one attestation
+(the same signatures, HPKE and token operations without HTTP), so the ratios hold on a noisy machine.
+
+    python benchmarks/attest.py            # 1, 16 and 64 clients, 8 s each
+    python benchmarks/attest.py --smoke    # a quick check that it runs (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from custodes.client import CasClient, cas_ssl_context
+from custodes.clock import utcnow
+from custodes.evidence.measure import measure_paths
+from custodes.evidence.simvendor import SimVendor, load_sim_verifier
+from custodes.ledger.keys import fingerprint, generate_key
+from custodes.policy import load_policy
+from custodes.protocol import RuntimeKey, b64d, b64e, report_data_for, seal_config
+from custodes.runtime.providers import SimulatedProvider
+
+POLICY = """\
+name: bench/attest
+predecessor: ~
+keys: {{owner: "{owner}"}}
+access: {{read: [owner], update: {{signers: [owner]}}}}
+security: {{allow_simulated: true}}
+services:
+  - name: api
+    measurements: [{{tee: simulated, measurement: "{measurement}"}}]
+    command: [python3, app.py, "$$custodes::password$$"]
+    environment: {{DB_URL: "postgresql://app:$$custodes::password$$@db/app"}}
+    files:
+      - {{path: /run/secrets/tls.key, content: "$$custodes::tls:key$$"}}
+      - {{path: /run/secrets/tls.crt, mode: "0644", content: "$$custodes::tls:chain$$"}}
+secrets:
+  - {{name: password, kind: ascii, size: 32}}
+  - {{name: ca, kind: x509-ca, common_name: bench CA}}
+  - {{name: tls, kind: x509, issuer: ca, dns: [api.bench.example]}}
+"""
+
+
+def rate(fn, seconds: float) -> float:  # type: ignore[no-untyped-def]
+    """Calls per second of ``fn`` on one core."""
+    n, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        for _ in range(50):
+            fn()
+        n += 50
+    return n / elapsed
+
+
+def crypto_baselines(work: Path, provider: SimulatedProvider, seconds: float) -> dict[str, float]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    pub, msg = key.public_key(), b"x" * 64
+    sig = key.sign(msg, ec.ECDSA(hashes.SHA256()))
+    verify_rate = rate(lambda: pub.verify(sig, msg, ec.ECDSA(hashes.SHA256())), seconds)
+    verifier = load_sim_verifier(work / "sim")
+    signing = generate_key()
+    payload = {"config": {"command": ["python3", "app.py", "x" * 32], "files": [{"content": "y" * 1500}]}}
+
+    def crypto_only() -> None:
+        nonce = os.urandom(32)
+        runtime = RuntimeKey.generate()
+        data, _ = provider.evidence(report_data_for(nonce, runtime.public_bytes))  # 1 P-256 sign (client)
+        verifier.verify(data, now=utcnow())  # 2 P-256 verifies (CAS)
+        sealed = seal_config(runtime.public_bytes, nonce, payload)  # X25519 HPKE seal (CAS)
+        signing.sign(b"ear token" * 20)  # EAR token signature (CAS)
+        runtime.open(sealed, nonce)  # HPKE open (client)
+
+    return {"p256_verify_per_s": verify_rate, "crypto_only_attest_per_s": rate(crypto_only, seconds)}
+
+
+async def load(url: str, ctx: ssl.SSLContext, provider: SimulatedProvider, clients: int, seconds: float) -> dict:
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    stop_at = time.perf_counter() + seconds
+    connector = aiohttp.TCPConnector(ssl=ctx, limit=clients)
+
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            while time.perf_counter() < stop_at:
+                start = time.perf_counter()
+                try:
+                    async with session.post(f"{url}/v1/attest/challenge", json={"policy": "bench/attest",
+                                                                                "service": "api"}) as resp:
+                        challenge = await resp.json()
+                    nonce = b64d(challenge["nonce"])
+                    runtime = RuntimeKey.generate()
+                    data, _ = provider.evidence(report_data_for(nonce, runtime.public_bytes))
+                    body = {"policy": "bench/attest", "service": "api", "nonce": challenge["nonce"],
+                            "evidence": {"type": "simulated", "data": b64e(data)},
+                            "public_key": b64e(runtime.public_bytes)}
+                    async with session.post(f"{url}/v1/attest", json=body) as resp:
+                        result = await resp.json()
+                        if resp.status != 200:
+                            code = result.get("error", {}).get("code", str(resp.status))
+                            errors[code] = errors.get(code, 0) + 1
+                            continue
+                    runtime.open(b64d(result["sealed_config"]), nonce)
+                except (aiohttp.ClientError, KeyError, ValueError) as exc:
+                    errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                    continue
+                latencies.append(time.perf_counter() - start)
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        elapsed = time.perf_counter() - began
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2) if latencies else 0.0
+
+    return {
+        "clients": clients,
+        "attestations": len(latencies),
+        "attest_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "mean_ms": round(statistics.fmean(latencies) * 1000, 2) if latencies else 0.0,
+        "errors": errors,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="short run for CI")
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--clients", type=int, nargs="*", default=[1, 16, 64])
+    args = parser.parse_args()
+    seconds, levels = (1.0, [1, 4]) if args.smoke else (args.seconds, args.clients)
+
+    with tempfile.TemporaryDirectory(prefix="custodes-bench-") as tmp:
+        work = Path(tmp)
+        vendor = SimVendor.init(work / "sim", platforms=1, tcb_level=2, now=utcnow())
+        (work / "app.py").write_text("print('bench')\n")
+        provider = SimulatedProvider(vendor.platforms()[0].path, [work / "app.py"])
+        owner = generate_key()
+        text = POLICY.format(owner=fingerprint(owner.public_key()), measurement=measure_paths([work / "app.py"]).hex())
+        policy = load_policy(text)
+        cas = subprocess.Popen(
+            [sys.executable, "-m", "custodes", "cas", "serve", "--data-dir", str(work / "cas"),
+             "--listen", "127.0.0.1:0", "--sim-vendor", str(work / "sim")],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        try:
+            match = re.search(r"listening on (\S+)", cas.stdout.readline() if cas.stdout else "")
+            if not match:
+                raise SystemExit("CAS did not start")
+            url = match.group(1)
+            with CasClient(url, work / "cas" / "cas-cert.pem") as client:
+                client.put_policy(text, name=policy.name, policy_hash=policy.hash, predecessor=None,
+                                  signers=[("owner", owner)], create=True)
+                client.attest(policy.name, "api", provider)  # generate the secrets before measuring
+            ctx = cas_ssl_context(work / "cas" / "cas-cert.pem")
+            results = [asyncio.run(load(url, ctx, provider, n, seconds)) for n in levels]
+        finally:
+            cas.terminate()
+            cas.wait(timeout=10)
+        base = crypto_baselines(work, provider, min(seconds, 2.0))
+
+    top = results[-1]
+    print(json.dumps({
+        "benchmark": "attest",
+        "cpus": os.cpu_count(),
+        "seconds_per_level": seconds,
+        "levels": results,
+        "baseline": {k: round(v, 1) for k, v in base.items()},
+        "ratios": {
+            "attest_per_s_over_p256_verify_per_s": round(top["attest_per_s"] / base["p256_verify_per_s"], 4),
+            "attest_per_s_over_crypto_only_per_s": round(top["attest_per_s"] / base["crypto_only_attest_per_s"], 4),
+        },
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
