@@ -39,8 +39,13 @@ def build_cas(options: ServeOptions) -> Cas:
     options.data_dir.mkdir(parents=True, exist_ok=True)
     options.data_dir.chmod(0o700)
     clock = FlooredClock()
+    key_existed = any(options.data_dir.glob("storage*.key"))
     store = SqliteStore.open(options.data_dir / "state.db", load_or_create_storage_key(options.data_dir))
     store.verify_all()
+    if store.created and key_existed:
+        # Mode A cannot tell a deleted database from a first start; the surviving key file is the only hint.
+        log.error("the state database was missing and has been re-created EMPTY although a storage key existed: "
+                  "all policies and secrets are gone (deleted or rolled back?)")
     identity = load_or_create_identity(store, options.data_dir, hosts=[options.host], now=clock.now())
     return Cas(
         store=store,
