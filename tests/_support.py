@@ -41,13 +41,15 @@ class CasProcess:
     stderr_lines: list[str] = field(default_factory=list)
     extra_args: list[str] = field(default_factory=list)
 
-    def start(self, timeout: float = 30.0) -> CasProcess:
+    def command(self) -> list[str]:
         args = ["cas", "serve", "--data-dir", str(self.data_dir), "--listen", "127.0.0.1:0"]
         if self.sim_vendor:
             args += ["--sim-vendor", str(self.sim_vendor)]
-        args += self.extra_args
+        return custodes_cmd(*args, *self.extra_args)
+
+    def start(self, timeout: float = 30.0) -> CasProcess:
         self.proc = subprocess.Popen(
-            custodes_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy()
+            self.command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy()
         )
         lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=_pump, args=(self.proc.stdout, lines, None), daemon=True).start()

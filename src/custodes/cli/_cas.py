@@ -31,6 +31,9 @@ def serve_command(
     ] = None,
     access_log: Annotated[bool, typer.Option(help="log every request")] = False,
     challenge_ttl: Annotated[str, typer.Option(help="how long an attestation nonce stays valid")] = "60s",
+    collateral_dir: Annotated[
+        Path | None, typer.Option(help="imported vendor collateral (default DATA_DIR/collateral)")
+    ] = None,
 ) -> None:
     """Run the CAS over TLS 1.3. Without --sim-vendor it accepts no simulated evidence at all."""
     host, port = parse_listen(listen)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import json
 import logging
 import secrets
@@ -30,6 +29,7 @@ from custodes.ledger.requests import parse_proposal, parse_read
 from custodes.policy import Policy, load_policy, render_service, secret_order
 from custodes.protocol import NONCE_BYTES, b64d, b64e, report_data_for, seal_config
 from custodes.secrets import SecretMaterial, generate_secret
+from custodes.server.binding import ReportDataBinding, StrictBinding
 from custodes.server.errors import ApiError
 from custodes.server.identity import CasIdentity
 from custodes.server.verifiers import Verifiers
@@ -96,6 +96,7 @@ class Cas:
         verifiers: Verifiers,
         clock: FlooredClock,
         nonce_ttl: timedelta = DEFAULT_NONCE_TTL,
+        binding: ReportDataBinding | None = None,
     ) -> None:
         self.store = store
         self.identity = identity
@@ -107,6 +108,7 @@ class Cas:
         self._rendered: dict[tuple[str, str, str], tuple[bytes, datetime | None]] = {}
         self._write_lock = asyncio.Lock()
         self.nonce_ttl = nonce_ttl
+        self.binding = binding or StrictBinding()
         if verifiers.newest_signed_time:
             clock.observe_signed(verifiers.newest_signed_time)
         self._load_policies()
@@ -287,7 +289,7 @@ class Cas:
         data = b64d(evidence["data"], field="evidence.data")
         aux = b64d(evidence["aux"], field="evidence.aux") if evidence.get("aux") else None
         claims = self.verifiers.verify(evidence["type"], data, aux, now=now)
-        if not hmac.compare_digest(claims.report_data, report_data_for(nonce, public_key)):
+        if not self.binding.binds(claims, data, report_data_for(nonce, public_key)):
             raise ApiError(403, "REPORT_DATA_MISMATCH", "the evidence does not bind this nonce and public key")
         if claims.collateral_issued_at:
             self.clock.observe_signed(claims.collateral_issued_at)

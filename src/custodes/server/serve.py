@@ -14,6 +14,7 @@ import uvicorn
 
 from custodes.clock import FlooredClock
 from custodes.server.app import create_app
+from custodes.server.binding import ReportDataBinding
 from custodes.server.cas import DEFAULT_NONCE_TTL, Cas
 from custodes.server.identity import load_or_create_identity
 from custodes.server.verifiers import Verifiers
@@ -32,27 +33,38 @@ class ServeOptions:
     sim_vendor: Path | None = None
     access_log: bool = False
     challenge_ttl: timedelta = DEFAULT_NONCE_TTL
+    collateral_dir: Path | None = None  # default: DATA_DIR/collateral
 
 
-def build_cas(options: ServeOptions) -> Cas:
-    """Open (or initialise) the CAS's state in ``data_dir``. Fails closed on any integrity error."""
+def build_cas(
+    options: ServeOptions, *, clock: FlooredClock | None = None, binding: ReportDataBinding | None = None
+) -> Cas:
+    """Open (or initialise) the CAS's state in ``data_dir``. Fails closed on any integrity error.
+
+    ``clock`` and ``binding`` exist for tests that replay recorded hardware evidence (tests/vectors); no command
+    line flag, environment variable or config file reaches them.
+    """
     options.data_dir.mkdir(parents=True, exist_ok=True)
     options.data_dir.chmod(0o700)
-    clock = FlooredClock()
+    clock = clock or FlooredClock()
     key_existed = any(options.data_dir.glob("storage*.key"))
     store = SqliteStore.open(options.data_dir / "state.db", load_or_create_storage_key(options.data_dir))
     store.verify_all()
     if store.created and key_existed:
         # Mode A cannot tell a deleted database from a first start; the surviving key file is the only hint.
-        log.error("the state database was missing and has been re-created EMPTY although a storage key existed: "
-                  "all policies and secrets are gone (deleted or rolled back?)")
+        log.error(
+            "the state database was missing and has been re-created EMPTY although a storage key existed: "
+            "all policies and secrets are gone (deleted or rolled back?)"
+        )
     identity = load_or_create_identity(store, options.data_dir, hosts=[options.host], now=clock.now())
+    verifiers = Verifiers(options.sim_vendor, options.collateral_dir or options.data_dir / "collateral")
     return Cas(
         store=store,
         identity=identity,
-        verifiers=Verifiers(options.sim_vendor),
+        verifiers=verifiers,
         clock=clock,
         nonce_ttl=options.challenge_ttl,
+        binding=binding,
     )
 
 
@@ -65,10 +77,12 @@ def _loop_factory():  # type: ignore[no-untyped-def]
     return uvloop.new_event_loop
 
 
-def serve(options: ServeOptions) -> None:
+def serve(
+    options: ServeOptions, *, clock: FlooredClock | None = None, binding: ReportDataBinding | None = None
+) -> None:
     """Serve until SIGTERM/SIGINT. Prints one ``listening`` line once the socket is bound."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    cas = build_cas(options)
+    cas = build_cas(options, clock=clock, binding=binding)
     if options.sim_vendor:
         log.warning(
             "SIMULATED evidence is ACCEPTED from the vendor in %s. Development only: no hardware protects "

@@ -1,7 +1,11 @@
 """Which evidence the CAS can verify, and against which roots of trust.
 
-Without ``--sim-vendor`` the CAS trusts no simulated evidence at all: a ``simulated`` evidence document is refused
-with ``SIMULATED_UNTRUSTED`` before any parsing. With it, every verdict carries a SIMULATED warning.
+* ``sgx-dcap`` and ``tdx`` quotes verify against the pinned Intel SGX Root CA with collateral (TCB info, QE
+  identity, CRLs) imported into the CAS's collateral store (``custodes collateral import --store DIR``): the CAS
+  never fetches anything from the network.
+* ``sev-snp`` reports verify against the pinned AMD ARKs with a VCEK/VLEK from the collateral store.
+* ``simulated`` evidence: without ``--sim-vendor`` the CAS trusts no simulated evidence at all and refuses it with
+  ``SIMULATED_UNTRUSTED`` before any parsing. With it, every verdict carries a SIMULATED warning.
 """
 
 from __future__ import annotations
@@ -14,8 +18,12 @@ from pathlib import Path
 
 from custodes.errors import CollateralError, EvidenceError
 from custodes.evidence.claims import Claims
+from custodes.evidence.collateral import CollateralStore
+from custodes.evidence.sgx import verify_sgx_quote
 from custodes.evidence.simulated import SimVerifier, verify_tcb_info
 from custodes.evidence.simvendor import load_sim_verifier, read_vendor_public_key
+from custodes.evidence.snp import verify_snp_report
+from custodes.evidence.tdx import verify_tdx_quote
 
 __all__ = ["EVIDENCE_TYPES", "Verifiers"]
 
@@ -29,7 +37,8 @@ class Verifiers:
     """Dispatches evidence to its verifier. The simulated vendor's TCB info is re-read when its file changes
     (that is how ``custodes sim tcb publish`` reaches a running CAS); older TCB info is refused."""
 
-    def __init__(self, sim_vendor_dir: Path | None = None) -> None:
+    def __init__(self, sim_vendor_dir: Path | None = None, collateral_dir: Path | None = None) -> None:
+        self._collateral = CollateralStore(collateral_dir) if collateral_dir else None
         self._sim_dir = sim_vendor_dir
         self._sim: SimVerifier | None = load_sim_verifier(sim_vendor_dir) if sim_vendor_dir else None
         self._sim_mtime = self._tcb_mtime()
@@ -80,8 +89,12 @@ class Verifiers:
                     "SIMULATED_UNTRUSTED", "this CAS trusts no simulated vendor (it was started without --sim-vendor)"
                 )
             return self._sim.verify(data, now=now)
-        if evidence_type in EVIDENCE_TYPES:
-            raise EvidenceError(
-                "EVIDENCE_TYPE_UNSUPPORTED", f"{evidence_type} evidence is not verified by this CAS build yet"
-            )
+        if evidence_type in ("sgx-dcap", "tdx", "sev-snp"):
+            if self._collateral is None:
+                raise CollateralError("COLLATERAL_NOT_FOUND", "this CAS has no collateral store")
+            if evidence_type == "sev-snp":
+                return verify_snp_report(data, self._collateral.snp_for_report(data), now=now)
+            collateral = self._collateral.dcap_for_quote(data)
+            verify = verify_sgx_quote if evidence_type == "sgx-dcap" else verify_tdx_quote
+            return verify(data, collateral, now=now)
         raise EvidenceError("EVIDENCE_TYPE_UNSUPPORTED", f"unknown evidence type {evidence_type!r}")
