@@ -40,7 +40,7 @@ SGX = Vector(
 SNP = Vector(
     "sev-snp", "snp/go-sev-guest-milan-v2/report.bin", "snp/go-sev-guest-milan-v2/vcek.der", "2026-01-01T00:00:00Z",
     '{tee: sev-snp, measurement: "b07af9620f3b839b47996422ddec6058338951d984e312115131ea82705eaf5b'
-    '6bdf8a9ece31a5a608eb0cf2e4872b01"}',
+    '6bdf8a9ece31a5a608eb0cf2e4872b01", min_tcb: {bootloader: 2, tee: 0, snp: 5, microcode: 68}}',
     "[UpToDate]",
     debug=True,  # policy 0xb0000 sets bit 19: a debug guest
 )
@@ -111,6 +111,28 @@ def test_recorded_hardware_evidence_attests_to_a_real_cas(tmp_path: Path, vector
     assert result.verdict["warnings"] == []  # hardware evidence: no SIMULATED warning
     # The SGX platform is ConfigurationAndSWHardeningNeeded with no later level (no grace); the SNP guest is debug.
     assert info.value.code == ("DEBUG_NOT_ALLOWED" if vector.debug else "TCB_STATUS_NOT_ACCEPTED")
+
+
+def test_snp_evidence_below_the_policys_min_tcb_is_refused(tmp_path: Path) -> None:
+    owner = Owner("owner")
+    floor = SNP.measurement.replace("microcode: 68", "microcode: 69")
+    server = VectorCas(tmp_path / "cas", SNP).start()
+    try:
+        with server.client() as client:
+            for name, measurement in (("hw/floor", floor), ("hw/nofloor", floor.split(", min_tcb")[0] + "}")):
+                text = policy(owner, Vector(**{**SNP.__dict__, "measurement": measurement}), name, strict=False)
+                p = load_policy(text)
+                client.put_policy(text, name=p.name, policy_hash=p.hash, predecessor=None,
+                                  signers=[("owner", owner.key)], create=True)
+            source = Recorded("sev-snp", (VECTORS / SNP.quote).read_bytes())
+            codes = []
+            for name in ("hw/floor", "hw/nofloor"):
+                with pytest.raises(CasError) as info:
+                    client.attest(name, "svc", source)
+                codes.append(info.value.code)
+    finally:
+        server.stop()
+    assert codes == ["TCB_BELOW_MINIMUM", "TCB_NOT_EVALUATED"]
 
 
 def test_the_custodes_command_offers_no_way_to_skip_the_binding() -> None:

@@ -32,7 +32,27 @@ REASONS = {
     "MEASUREMENT_DEPRECATED": "the matching measurement was deprecated and its grace period is over",
     "TCB_REVOKED": "the platform's TCB level is revoked",
     "TCB_STATUS_NOT_ACCEPTED": "the platform's TCB status is not accepted and its grace period is over",
+    "TCB_NOT_EVALUATED": "SEV-SNP evidence, and the matching measurement names no min_tcb (AMD has no TCB status)",
+    "TCB_BELOW_MINIMUM": "the SEV-SNP platform's reported TCB is below the policy's min_tcb",
 }
+_SNP_TCB_PARTS = ("bootloader", "tee", "snp", "microcode")
+
+
+def _snp_floor_reason(claims: Claims, matches: Sequence[Any]) -> tuple[str, str] | None:
+    """SEV-SNP has no vendor TCB status: the policy's ``min_tcb`` is the floor, and without one we refuse."""
+    floors = [entry.min_tcb for entry in matches if entry.min_tcb is not None]
+    if not floors:
+        return (
+            "TCB_NOT_EVALUATED",
+            "the matching SEV-SNP measurement names no min_tcb, so the platform cannot be judged",
+        )
+    reported = claims.details.get("reported_tcb")
+    if not isinstance(reported, dict):
+        return "TCB_NOT_EVALUATED", "the SEV-SNP claims carry no reported TCB"
+    if any(all(int(reported.get(k, -1)) >= getattr(f, k) for k in _SNP_TCB_PARTS) for f in floors):
+        return None
+    shown = ", ".join(f"{k}={reported.get(k)}" for k in _SNP_TCB_PARTS)
+    return "TCB_BELOW_MINIMUM", f"reported TCB ({shown}) is below the policy's min_tcb"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +166,8 @@ def appraise(claims: Claims, policy: Any, service_name: str, now: datetime) -> V
     matches = [entry for entry in service.measurements if measurement_matches(entry, claims)]
     if not matches:
         return _reject("MEASUREMENT_MISMATCH", f"no measurement of service {service.name} matches", warnings)
+    if claims.tee == "sev-snp" and (snp := _snp_floor_reason(claims, matches)) is not None:
+        return _reject(snp[0], snp[1], warnings)
     live = [entry for entry in matches if entry.deprecated is None]
     measurement_deadline = None
     if not live:

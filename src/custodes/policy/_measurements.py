@@ -70,14 +70,29 @@ class TdxMeasurement(_Base):
     td_attributes: Hex16 | None = None
 
 
+class SnpMinTcb(BaseModel):
+    """The oldest SEV-SNP platform TCB (REPORTED_TCB security patch levels) the owner accepts.
+
+    AMD publishes no signed TCB status for SNP (unlike Intel's TCB info), so the policy states the floor.
+    """
+
+    model_config = _FROZEN
+    bootloader: Annotated[int, Field(ge=0, le=255)]
+    tee: Annotated[int, Field(ge=0, le=255)]
+    snp: Annotated[int, Field(ge=0, le=255)]
+    microcode: Annotated[int, Field(ge=0, le=255)]
+
+
 class SevSnpMeasurement(_Base):
-    """An SEV-SNP guest: launch measurement, optionally host data, ID key digest and guest policy."""
+    """An SEV-SNP guest: launch measurement, optionally host data, ID key digest and guest policy, and the
+    minimum platform TCB (required for a service to accept SNP evidence: appraisal refuses SNP without it)."""
 
     tee: Literal["sev-snp"]
     measurement: Hex96
     host_data: Hex64 | None = None
     id_key_digest: Hex96 | None = None
     policy: U53 | None = None
+    min_tcb: SnpMinTcb | None = None
 
 
 Measurement = Annotated[
