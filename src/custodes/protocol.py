@@ -56,7 +56,7 @@ def b64d(text: str, *, field: str = "value", max_len: int = 1 << 20) -> bytes:
     if not isinstance(text, str) or len(text) > max_len * 4 // 3 + 4:
         raise CustodesError("REQUEST_INVALID", f"{field} is not base64url or too long")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
         raise CustodesError("REQUEST_INVALID", f"{field} is not base64url") from None
 
