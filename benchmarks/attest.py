@@ -60,6 +60,23 @@ secrets:
 """
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(url: str, ctx: ssl.SSLContext, provider: SimulatedProvider, clients: int, seconds: float,
+             server_pid: int) -> dict:
+    """One load level, with the CPU the CAS process and this (client) process used during it."""
+    server0, client0, wall0 = cpu_seconds(server_pid), time.process_time(), time.perf_counter()
+    result = asyncio.run(load(url, ctx, provider, clients, seconds))
+    wall = time.perf_counter() - wall0
+    result["cas_cpu_percent"] = round(100 * (cpu_seconds(server_pid) - server0) / wall, 1)
+    result["client_cpu_percent"] = round(100 * (time.process_time() - client0) / wall, 1)
+    return result
+
+
 def rate(fn, seconds: float) -> float:  # type: ignore[no-untyped-def]
     """Calls per second of ``fn`` on one core."""
     n, start = 0, time.perf_counter()
@@ -174,7 +191,7 @@ def main() -> None:
                                   signers=[("owner", owner)], create=True)
                 client.attest(policy.name, "api", provider)  # generate the secrets before measuring
             ctx = cas_ssl_context(work / "cas" / "cas-cert.pem")
-            results = [asyncio.run(load(url, ctx, provider, n, seconds)) for n in levels]
+            results = [measured(url, ctx, provider, n, seconds, cas.pid) for n in levels]
         finally:
             cas.terminate()
             cas.wait(timeout=10)

@@ -121,13 +121,15 @@ def create_app(cas: Cas) -> FastAPI:
     async def status() -> dict[str, Any]:
         return cas.status()
 
+    # The two attestation routes are the hot path: they return ready JSON responses, which skips FastAPI's
+    # generic (recursive) response encoding.
     @app.post("/v1/attest/challenge")
-    async def attest_challenge(body: ChallengeRequest) -> dict[str, str]:
-        return cas.challenge(body.policy, body.service)
+    async def attest_challenge(body: ChallengeRequest) -> JSONResponse:
+        return JSONResponse(cas.challenge(body.policy, body.service))
 
     @app.post("/v1/attest")
-    async def attest(body: AttestRequest) -> dict[str, Any]:
-        return await cas.attest(body.model_dump())
+    async def attest(body: AttestRequest) -> JSONResponse:
+        return JSONResponse(await cas.attest(body.model_dump()))
 
     @app.post("/v1/auth/challenge")
     async def auth_challenge() -> dict[str, str]:

@@ -42,6 +42,8 @@ log = logging.getLogger("custodes.cas")
 DEFAULT_NONCE_TTL = timedelta(seconds=60)
 MAX_OUTSTANDING_NONCES = 100_000
 EAR_PROFILE = "tag:github.com,2023:veraison/ear"
+LEASE_SWEEP_EVERY = 1024
+_START = time.monotonic()
 
 
 @dataclass(slots=True)
@@ -109,6 +111,7 @@ class Cas:
         self._write_lock = asyncio.Lock()
         self.nonce_ttl = nonce_ttl
         self.binding = binding or StrictBinding()
+        self._leases_since_sweep = 0
         if verifiers.newest_signed_time:
             clock.observe_signed(verifiers.newest_signed_time)
         self._load_policies()
@@ -341,9 +344,13 @@ class Cas:
         return lease
 
     def _expire_leases(self, now: datetime) -> None:
-        if len(self._state.leases) % 1024 == 0:
-            for key in [k for k, v in self._state.leases.items() if v.expires_at <= now]:
-                del self._state.leases[key]
+        """Drop expired leases, amortised: one sweep per ``LEASE_SWEEP_EVERY`` new leases."""
+        self._leases_since_sweep += 1
+        if self._leases_since_sweep < LEASE_SWEEP_EVERY:
+            return
+        self._leases_since_sweep = 0
+        for key in [k for k, v in self._state.leases.items() if v.expires_at <= now]:
+            del self._state.leases[key]
 
     def _ear(self, platform: str, policy: Policy, nonce: bytes, warnings: tuple[str, ...], now: datetime) -> str:
         """An EAR attestation-result token (draft-ietf-rats-ear) for relying parties, signed with EdDSA."""
@@ -439,8 +446,6 @@ class Cas:
             "uptime_s": round(time.monotonic() - _START, 1),
         }
 
-
-_START = time.monotonic()
 
 
 def _needs_reissue(material: SecretMaterial, now: datetime) -> bool:
