@@ -166,17 +166,19 @@ class CasClient:
         predecessor: str | None,
         signers: Sequence[tuple[str, PrivateKey]] = (),
         note: SignedNote | None = None,
+        public_keys: Sequence[str] = (),
         create: bool,
     ) -> dict[str, Any]:
         """Create or update a policy. Signs a proposal note with each (key name, private key), or sends a
-        note that was signed elsewhere (offline approvals)."""
+        note that was signed elsewhere (offline approvals). ``public_keys`` are PEMs of signers whose policy
+        entry is only a ``sha256:`` fingerprint."""
         if note is None:
             text = proposal_text(name, predecessor, policy_hash, int(time.time()) + DEFAULT_PROPOSAL_VALIDITY_S)
             for key_name, key in signers:
                 note = add_signature(note or text, key_name, key)
         if note is None:
             raise CasError("NOTE_UNSIGNED", "a policy change needs at least one signer")
-        keys = [public_pem(key.public_key()) for _, key in signers]
+        keys = list(dict.fromkeys([*public_keys, *(public_pem(key.public_key()) for _, key in signers)]))
         body = {"policy": policy_yaml, "note": note.render(), "keys": keys}
         if create:
             return self.request("POST", "/v1/policies", json=body)

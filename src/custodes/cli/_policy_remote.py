@@ -12,7 +12,7 @@ import typer
 from custodes.cli._common import CasCertOption, CasOption, die, handles_errors
 from custodes.cli._policy import policy_app
 from custodes.client import DEFAULT_PROPOSAL_VALIDITY_S, CasClient
-from custodes.ledger.keys import load_private_key
+from custodes.ledger.keys import load_private_key, public_pem
 from custodes.ledger.note import PrivateKey, SignedNote, add_signature, parse_note
 from custodes.ledger.requests import parse_proposal, proposal_text
 from custodes.policy import load_policy
@@ -22,6 +22,20 @@ KeyOption = Annotated[
     typer.Option("--key", help="a signing key file (NAME.key, or KEYNAME=PATH); the key name must be in the policy"),
 ]
 NoteOption = Annotated[Path | None, typer.Option("--note", help="a proposal note signed offline (`policy sign`)")]
+PubOption = Annotated[
+    list[Path] | None,
+    typer.Option("--pub", help="public key (NAME.pub) of a --note signer whose policy key is a fingerprint"),
+]
+
+
+def _note_keys_path(note: Path) -> Path:
+    """`policy sign` keeps the signers' public keys beside the note, so fingerprint keys can be checked."""
+    return note.with_name(note.name + ".pub")
+
+
+def _split_pems(text: str) -> list[str]:
+    end = "-----END PUBLIC KEY-----"
+    return [part.strip() + "\n" + end + "\n" for part in text.split(end) if part.strip()]
 
 
 def _keys(specs: list[str] | None) -> list[tuple[str, PrivateKey]]:
@@ -33,11 +47,22 @@ def _keys(specs: list[str] | None) -> list[tuple[str, PrivateKey]]:
     return keys
 
 
-def _submit(file: Path, keys: list[str] | None, note: Path | None, cas: str | None, cert: Path | None, create: bool):
+def _submit(
+    file: Path,
+    keys: list[str] | None,
+    note: Path | None,
+    pubs: list[Path] | None,
+    cas: str | None,
+    cert: Path | None,
+    create: bool,
+) -> None:
     text = file.read_text()
     policy = load_policy(text, source=str(file))
     signers = _keys(keys)
     signed = parse_note(note.read_text()) if note else None
+    public_keys = [p.read_text() for p in pubs or []]
+    if note is not None and _note_keys_path(note).exists():
+        public_keys += _split_pems(_note_keys_path(note).read_text())
     if signed is None and not signers:
         die("NOTE_UNSIGNED", "sign the change: give --key (repeatable) or --note")
     with CasClient.from_env(cas, cert) as client:
@@ -48,6 +73,7 @@ def _submit(file: Path, keys: list[str] | None, note: Path | None, cas: str | No
             predecessor=policy.predecessor,
             signers=signers,
             note=signed,
+            public_keys=public_keys,
             create=create,
         )
     for warning in result.get("warnings", []):
@@ -60,19 +86,29 @@ def _submit(file: Path, keys: list[str] | None, note: Path | None, cas: str | No
 @policy_app.command("create")
 @handles_errors
 def create(
-    file: Path, key: KeyOption = None, note: NoteOption = None, cas: CasOption = None, cas_cert: CasCertOption = None
+    file: Path,
+    key: KeyOption = None,
+    note: NoteOption = None,
+    pub: PubOption = None,
+    cas: CasOption = None,
+    cas_cert: CasCertOption = None,
 ) -> None:
     """Upload a new policy. Its own access.update signers must sign it: the first creator owns the name."""
-    _submit(file, key, note, cas, cas_cert, create=True)
+    _submit(file, key, note, pub, cas, cas_cert, create=True)
 
 
 @policy_app.command("update")
 @handles_errors
 def update(
-    file: Path, key: KeyOption = None, note: NoteOption = None, cas: CasOption = None, cas_cert: CasCertOption = None
+    file: Path,
+    key: KeyOption = None,
+    note: NoteOption = None,
+    pub: PubOption = None,
+    cas: CasOption = None,
+    cas_cert: CasCertOption = None,
 ) -> None:
     """Replace a policy. FILE must name the current hash as predecessor; the current policy's signers sign."""
-    _submit(file, key, note, cas, cas_cert, create=False)
+    _submit(file, key, note, pub, cas, cas_cert, create=False)
 
 
 @policy_app.command("show")
@@ -104,7 +140,10 @@ def sign(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="write the note here (default: stdout)")] = None,
     valid_for: Annotated[int, typer.Option(help="seconds until the proposal expires")] = DEFAULT_PROPOSAL_VALIDITY_S,
 ) -> None:
-    """Sign a proposal for FILE offline. Each signer adds a line; submit with `policy update FILE --note NOTE`."""
+    """Sign a proposal for FILE offline. Each signer adds a line; submit with `policy update FILE --note NOTE`.
+
+    With --out, the signers' public keys are kept beside the note in NOTE.pub, which `--note` picks up.
+    """
     policy = load_policy(file.read_text(), source=str(file))
     signed: SignedNote | str
     if note is not None:
@@ -126,5 +165,11 @@ def sign(
     rendered = signed.render() if isinstance(signed, SignedNote) else signed
     if out:
         out.write_text(rendered)
+        sidecar = _note_keys_path(out)
+        known = _split_pems(sidecar.read_text()) if sidecar.exists() else []
+        if note is not None and note != out and _note_keys_path(note).exists():
+            known += _split_pems(_note_keys_path(note).read_text())
+        pems = dict.fromkeys([*known, *(public_pem(private.public_key()) for _, private in signers)])
+        sidecar.write_text("".join(pems))
     else:
         print(rendered, end="")
