@@ -7,6 +7,7 @@ import typer
 from custodes.cli import _policy_remote  # noqa: F401  (adds create/update/show/sign to the policy group)
 from custodes.cli._attest import attest, measure
 from custodes.cli._cas import cas_app
+from custodes.cli._encoded import encoded_app
 from custodes.cli._evidence import collateral_app, evidence_app
 from custodes.cli._key import key_app
 from custodes.cli._policy import policy_app
@@ -26,6 +27,7 @@ app.add_typer(sim_app, name="sim")
 app.add_typer(key_app, name="key")
 app.add_typer(evidence_app, name="evidence")
 app.add_typer(collateral_app, name="collateral")
+app.add_typer(encoded_app, name="encoded")
 app.command("attest")(attest)
 app.command("measure")(measure)
 app.command("quickstart")(quickstart)

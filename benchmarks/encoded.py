@@ -1,0 +1,206 @@
+"""Encoded processing: slowdown against the unencoded code (same run) and campaign detection/SDC figures.
+
+Usage: ``python benchmarks/encoded.py [--smoke] [--faults N] [--seed S]``. Prints one JSON document:
+
+* ``scalar``: per built-in kernel, the median time of the original Python function and of its ``@encoded`` form
+  (AN, ANB, ANBD), and the slowdown ratios;
+* ``numpy``: per vector kernel, plain numpy (int32) against ``VectorOps`` in eager and lazy check modes;
+* ``profile``: where the encoded scalar time goes (cProfile, share of total time per function);
+* ``campaign``: per kernel and fault model, outcome counts for the encoded (ANBD) and unencoded variants, and the
+  overall SDC rates with Wilson 95% intervals; ``exhaustive``: every 1- and 2-bit flip of the dosage kernel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import cProfile
+import json
+import os
+import platform
+import pstats
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from custodes.encoded import Code, EncodedOps, VectorOps
+from custodes.encoded.campaign import Outcome, Tally, encoded_variant, exhaustive, run_campaign, unencoded_variant
+from custodes.encoded.faults import FaultModel
+from custodes.encoded.kernels import KERNELS
+
+
+def _median_time(fn: Callable[[], Any], repeats: int, number: int) -> float:
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        samples.append((time.perf_counter() - start) / number)
+    return statistics.median(samples)
+
+
+def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> Callable[[], Any]:
+    if any(isinstance(a, list) for a in args):
+        return lambda: fn(*copy.deepcopy(args))
+    return lambda: fn(*args)
+
+
+def scalar(repeats: int, number: int) -> dict[str, Any]:
+    """Original vs encoded scalar kernels, interleaved in the same run."""
+    out: dict[str, Any] = {}
+    for name, kernel in KERNELS.items():
+        args = kernel.default_args()
+        row: dict[str, Any] = {"plain_us": 1e6 * _median_time(_call(kernel.fn.original, args), repeats, number)}
+        for code in (Code.an(), Code.anb(), Code.anbd()):
+            fn = kernel.fn.bind(EncodedOps(code))
+            t = _median_time(_call(fn, args), repeats, number)
+            row[f"{code.scheme.value}_us"] = 1e6 * t
+            row[f"{code.scheme.value}_slowdown"] = 1e6 * t / row["plain_us"]
+        # The deep copy of list arguments is in both timings; report it so the ratio can be read honestly.
+        row["copy_us"] = 1e6 * _median_time(lambda a=args: copy.deepcopy(a), repeats, number)
+        out[name] = row
+    return out
+
+
+def _vector_kernels(n: int, rng: np.random.Generator) -> dict[str, tuple[Callable[[], Any], Callable[[], Any]]]:
+    """Plain numpy int32 and encoded implementations of the same computations."""
+    kernels: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {}
+
+    def make(v: VectorOps) -> dict[str, Callable[[], Any]]:
+        x, y = rng.integers(-150, 150, n), rng.integers(-150, 150, n)
+        w, d, c = rng.integers(1, 200, n), rng.integers(0, 100, n), rng.integers(1, 100, n)
+        side = int(np.sqrt(n) // 5) or 2
+        ma, mb = rng.integers(-10, 10, (side, side)), rng.integers(-10, 10, (side, side))
+        err, integ, prev = rng.integers(-100, 100, n), rng.integers(-200, 200, n), rng.integers(-100, 100, n)
+        ex, ey, ew, ed, ec = v.encode(x, 1), v.encode(y, 2), v.encode(w, 3), v.encode(d, 4), v.encode(c, 5)
+        ema, emb = v.encode(ma, 6), v.encode(mb, 7)
+        eerr, einteg, eprev = v.encode(err, 8), v.encode(integ, 9), v.encode(prev, 10)
+        cap, kp, ki, kd, k1000 = (v.encode(np.full(n, k), 11 + i) for i, k in enumerate((5000, 40, 30, 20, 1000)))
+        rows = rng.integers(0, 256, (max(n // 100, 1), 100))
+        erows, ones = v.encode(rows, 17), v.encode(np.ones((100, 1), dtype=np.int64), 18)
+        e255 = v.encode(np.full((rows.shape[0], 1), 255), 19)
+        x32, y32, w32, d32, c32 = (a.astype(np.int32) for a in (x, y, w, d, c))
+        ma32, mb32, rows32 = ma.astype(np.int32), mb.astype(np.int32), rows.astype(np.int32)
+        err32, integ32, prev32 = err.astype(np.int32), integ.astype(np.int32), prev.astype(np.int32)
+
+        def enc_dosage() -> Any:
+            rate = v.floordiv(v.mul(ew, ed, 20), ec, 21)
+            return v.decode(v.where(v.compare("gt", rate, cap, 22), cap, rate, 23))
+
+        def enc_pid() -> Any:
+            p = v.add(v.mul(kp, eerr, 24), v.mul(ki, einteg, 25), 26)
+            return v.decode(v.floordiv(v.add(p, v.mul(kd, v.sub(eerr, eprev, 27), 28), 29), k1000, 30))
+
+        plain = {
+            "axpy": lambda: x32 * y32 + x32,
+            "dosage": lambda: np.minimum(w32 * d32 // c32, 5000),
+            "matmul": lambda: ma32 @ mb32,
+            "checksum": lambda: (rows32 @ np.ones((100, 1), dtype=np.int32)) % 255,
+            "pid": lambda: (40 * err32 + 30 * integ32 + 20 * (err32 - prev32)) // 1000,
+        }
+        encoded = {
+            "axpy": lambda: v.decode(v.add(v.mul(ex, ey, 31), ex, 32)),
+            "dosage": enc_dosage,
+            "matmul": lambda: v.decode(v.matmul(ema, emb, 33)),
+            "checksum": lambda: v.decode(v.mod(v.matmul(erows, ones, 34), e255, 35)),
+            "pid": enc_pid,
+        }
+        for key, plain_fn in plain.items():  # both compute the same thing
+            if not np.array_equal(np.asarray(plain_fn()).astype(np.int64), encoded[key]()):
+                raise RuntimeError(f"vector kernel {key} disagrees with numpy")
+        kernels.update({key: (plain[key], encoded[key]) for key in plain})
+        return encoded
+
+    make(VectorOps(check="eager"))
+    eager = dict(kernels)
+    make(VectorOps(check="lazy"))
+    lazy = dict(kernels)
+    return {f"{k}/eager": eager[k] for k in eager} | {f"{k}/lazy": lazy[k] for k in lazy}
+
+
+def vectors(n: int, repeats: int) -> dict[str, Any]:
+    """Plain numpy vs VectorOps, median of ``repeats``, same run."""
+    out: dict[str, Any] = {}
+    for name, (plain, enc) in _vector_kernels(n, np.random.default_rng(1)).items():
+        tp = _median_time(plain, repeats, 3)
+        te = _median_time(enc, repeats, 3)
+        out[name] = {"plain_ms": 1e3 * tp, "encoded_ms": 1e3 * te, "slowdown": te / tp, "elements": n}
+    return out
+
+
+def profile(number: int) -> dict[str, Any]:
+    """Share of the encoded scalar time by function (cProfile tottime)."""
+    out: dict[str, Any] = {}
+    for name in ("dosage", "matmul"):
+        kernel = KERNELS[name]
+        args = kernel.default_args()
+        run = _call(kernel.fn, args)
+        prof = cProfile.Profile()
+        prof.enable()
+        for _ in range(number):
+            run()
+        prof.disable()
+        stats = pstats.Stats(prof)
+        total = stats.total_tt  # type: ignore[attr-defined]
+        rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:6]  # type: ignore[attr-defined]
+        out[name] = {f"{func[2]} ({os.path.basename(func[0])})": round(v[2] / total, 3) for func, v in rows}
+    return out
+
+
+def campaign(n: int, seed: int) -> dict[str, Any]:
+    """All kernels, all models, ANBD vs unencoded; counts plus overall SDC rates."""
+    per: dict[str, Any] = {}
+    totals = {"encoded": Tally(), "unencoded": Tally()}
+    for name in KERNELS:
+        res = run_campaign(name, list(FaultModel), n, seed=seed)
+        per[name] = {m: {v: t.counts for v, t in vs.items()} for m, vs in res.items()}
+        for vs in res.values():
+            for v, t in vs.items():
+                for o in Outcome:
+                    totals[v].counts[o.value] += t.counts[o.value]
+    summary = {}
+    for v, t in totals.items():
+        rate, lo, hi = t.rate(Outcome.SDC)
+        det = t.counts["detected"]
+        summary[v] = {
+            "injected": t.total,
+            **t.counts,
+            "sdc_rate": rate,
+            "sdc_ci95": [lo, hi],
+            "detection_of_activated": det / (det + t.counts["sdc"]) if det + t.counts["sdc"] else None,
+        }
+    return {"faults_per_cell": n, "seed": seed, "code": "ANBD A=58659 32/64", "summary": summary, "cells": per}
+
+
+def main() -> None:
+    """Run and print JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="a few seconds, for CI")
+    parser.add_argument("--faults", type=int, default=None, help="injections per kernel, model and variant")
+    parser.add_argument("--seed", type=int, default=0)
+    ns = parser.parse_args()
+    smoke = ns.smoke
+    faults = ns.faults or (10 if smoke else 2000)
+    started = time.perf_counter()
+    doc: dict[str, Any] = {
+        "machine": {"python": sys.version.split()[0], "numpy": np.__version__, "platform": platform.platform()},
+        "scalar": scalar(repeats=3 if smoke else 7, number=20 if smoke else 200),
+        "numpy": vectors(n=20_000 if smoke else 1_000_000, repeats=3 if smoke else 7),
+        "profile": profile(number=5 if smoke else 100),
+        "campaign": campaign(faults, ns.seed),
+    }
+    if not smoke:
+        k = KERNELS["dosage"]
+        doc["exhaustive"] = {
+            v.name: exhaustive(k, v, k.default_args()).counts for v in (encoded_variant(Code()), unencoded_variant())
+        }
+    doc["seconds"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(doc, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""``@encoded``: turn a plain integer Python function into its encoded form.
+
+Supported: integer parameters and ``list[int]``-annotated array parameters; int and bool constants and module-level
+int constants (captured at decoration time); ``+ - * // %``, ``<< >>`` by a constant, unary ``-``; one comparison
+per expression; ``and``/``or``/``not`` on booleans; conditional expressions; ``len``, two-argument ``min``/``max``,
+``abs``; array indexing and stores; ``[c] * n`` array creation; assignment (also to tuples), augmented assignment;
+``if``/``elif``/``else``, ``while`` (with ``break``/``continue``), ``for`` over ``range`` (``break``); ``return``.
+Anything else raises :class:`EncoderError` when the decorator runs, naming file, line and column.
+
+Semantics match the plain function for values in the code's functional range (Python floor division and modulo);
+an intermediate outside that range raises :class:`EncodedOverflowError` where Python would grow the int. Array
+parameters must be lists; they are encoded on entry and written back, decoded and checked, on return.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import inspect
+import textwrap
+import threading
+from collections.abc import Callable
+from typing import Any, overload
+
+from custodes.encoded._compiler import Target, compile_function
+from custodes.encoded.baseline import PlainOps
+from custodes.encoded.code import Code
+from custodes.encoded.errors import EncoderError
+from custodes.encoded.ops import EncodedOps
+
+__all__ = ["EncodedFunction", "encoded"]
+
+_BUILTINS = {"bool": bool}
+
+
+class EncodedFunction:
+    """A transformed function. Calling it runs the encoded form; it raises :class:`FaultDetectedError` on a fault.
+
+    Attributes:
+        original: the undecorated function.
+        code: the code the production form uses.
+    """
+
+    def __init__(self, fn: Callable[..., Any], code: Code) -> None:
+        self.original = fn
+        self.code = code
+        self.__name__ = fn.__name__
+        self.__qualname__ = fn.__qualname__
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+        self._tree, self._where = _parse(fn)
+        self._consts = {k: v for k, v in fn.__globals__.items() if type(v) is int}
+        self._lock = threading.Lock()
+        self._compiled: dict[Target, Any] = {}
+        self._call = self.bind(EncodedOps(code))  # compiles now: unsupported constructs fail at decoration time
+
+    def __call__(self, *args: Any) -> Any:
+        return self._call(*args)
+
+    def __repr__(self) -> str:
+        return f"<encoded function {self.__qualname__} ({self.code.scheme.value}, A={self.code.A})>"
+
+    def _target(self, ops: EncodedOps | PlainOps) -> Target:
+        if isinstance(ops, PlainOps):
+            return Target(A=1, signed=False, kmin=-(1 << 31), kmax=(1 << 31) - 1, plain=True)
+        c = ops.code
+        return Target(A=c.A, signed=c.signed, kmin=c.min_value, kmax=c.max_value)
+
+    def source(self, ops: EncodedOps | PlainOps | None = None) -> str:
+        """The generated Python source (for review and debugging)."""
+        target = self._target(ops or EncodedOps(self.code))
+        return ast.unparse(self._module(target))
+
+    def _module(self, target: Target) -> ast.Module:
+        filename, line_offset, col_offset = self._where
+        return compile_function(
+            self._tree, target, filename=filename, line_offset=line_offset, col_offset=col_offset, consts=self._consts
+        )
+
+    def bind(self, ops: EncodedOps | PlainOps | Any) -> Callable[..., Any]:
+        """The function compiled for ``ops``' code and running on ``ops`` (an ALU, the baseline or an injector).
+
+        An object that wraps an ALU (the fault injector) exposes it as ``inner``.
+        """
+        base = getattr(ops, "inner", ops)
+        target = self._target(base)
+        with self._lock:
+            compiled = self._compiled.get(target)
+            if compiled is None:
+                compiled = compile(self._module(target), f"<encoded {self.__qualname__}>", "exec")
+                self._compiled[target] = compiled
+        namespace: dict[str, Any] = {"_RT": ops, "__builtins__": _BUILTINS}
+        exec(compiled, namespace)  # noqa: S102 - our own compiled AST, built from the checked function
+        fn: Callable[..., Any] = namespace[self._tree.name]
+        return functools.wraps(self.original)(fn)
+
+
+def _parse(fn: Callable[..., Any]) -> tuple[ast.FunctionDef, tuple[str, int, int]]:
+    filename = inspect.getsourcefile(fn) or "<unknown>"
+    try:
+        lines, first = inspect.getsourcelines(fn)
+    except (OSError, TypeError) as e:
+        raise EncoderError("source of the function is not available", filename=filename, lineno=1, col=1) from e
+    raw = "".join(lines)
+    source = textwrap.dedent(raw)
+    indent = len(raw.splitlines()[0]) - len(source.splitlines()[0])
+    tree = ast.parse(source)
+    node = tree.body[0]
+    if not isinstance(node, ast.FunctionDef):
+        raise EncoderError("@encoded applies to plain (non-async) functions", filename=filename, lineno=first, col=1)
+    for deco in node.decorator_list:
+        target = deco.func if isinstance(deco, ast.Call) else deco
+        name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+        if name != "encoded":
+            raise EncoderError(
+                "other decorators cannot be combined with @encoded",
+                filename=filename,
+                lineno=deco.lineno + first - 1,
+                col=deco.col_offset + indent + 1,
+            )
+    return node, (filename, first - 1, indent)
+
+
+@overload
+def encoded(fn: Callable[..., Any], *, code: Code | None = None) -> EncodedFunction: ...
+@overload
+def encoded(fn: None = None, *, code: Code | None = None) -> Callable[[Callable[..., Any]], EncodedFunction]: ...
+
+
+def encoded(
+    fn: Callable[..., Any] | None = None, *, code: Code | None = None
+) -> EncodedFunction | Callable[[Callable[..., Any]], EncodedFunction]:
+    """Decorator: ``@encoded`` or ``@encoded(code=Code.anb())``. The default code is ``Code()`` (ANBD, A=58659)."""
+    chosen = code or Code()
+
+    def wrap(f: Callable[..., Any]) -> EncodedFunction:
+        return EncodedFunction(f, chosen)
+
+    return wrap(fn) if fn is not None else wrap
