@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
+from custodes.encoded._lower import Lowering
 from custodes.encoded._sig import signature_of
 from custodes.encoded.errors import EncoderError
 
@@ -47,6 +48,8 @@ class Target:
     kmin: int
     kmax: int
     plain: bool = False
+    versioned: bool = False
+    inline: bool = False  # lower ALU calls to inline checks (the production form); else calls (for injection)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,12 @@ class _Compiler:
         self.arrays: set[str] = set()
         self.params_in: dict[str, str] = {}
         self._n = 0
+        self._low_n = 0
+        self.low = (
+            Lowering(target.A, target.signed, target.versioned, target.kmin, target.kmax, self.low_tmp)
+            if target.inline and not target.plain
+            else None
+        )
         self._stride = next(p for p in (7919, 7907, 7901, 104729) if _gcd(p, max(target.A - 1, 1)) == 1)
 
     # -- helpers --------------------------------------------------------------------------------------------------
@@ -96,6 +105,20 @@ class _Compiler:
         if not self.t.signed:
             return 0
         return 1 + (self._n * self._stride) % (self.t.A - 1)
+
+    def low_tmp(self) -> str:
+        """A temporary of the lowering (own counter: signatures do not depend on the form compiled)."""
+        self._low_n += 1
+        return f"{_PREFIX}l{self._low_n}"
+
+    def op(self, method: str, *args: ast.expr | int) -> ast.expr:
+        """The ALU call ``_RT.method(*args)``, or its inline form when compiling the production form."""
+        call = _call(method, *args)
+        if self.low is not None:
+            lowered = self.low.lower(method, call.args)
+            if lowered is not None:
+                return lowered
+        return call
 
     def tmp(self) -> str:
         self._n += 1
@@ -172,7 +195,7 @@ class _Compiler:
         if isinstance(node, ast.Subscript):
             arr, idx, bi = self.subscript(node)
             b = self.want(want)
-            return _call("load", arr, idx, bi, b), b, _INT
+            return self.op("load", arr, idx, bi, b), b, _INT
         raise self.err(node, f"unsupported expression {type(node).__name__}")
 
     def name(self, node: ast.Name, want: int | None) -> tuple[ast.expr, int, str]:
@@ -182,7 +205,7 @@ class _Compiler:
             b = self.sigs[node.id]
             if want is None or want == b:
                 return _load(node.id), b, _INT
-            return _call("mov", _load(node.id), b, self.k("mov", b, 0, want)), want, _INT
+            return self.op("mov", _load(node.id), b, self.k("mov", b, 0, want)), want, _INT
         if node.id in self.consts:
             b = self.want(want)
             return self.lit(self.consts[node.id], b, node), b, _INT
@@ -200,9 +223,9 @@ class _Compiler:
             n = node.right
             if not (isinstance(n, ast.Constant) and type(n.value) is int and 0 <= n.value < 32):
                 raise self.err(node.right, "shifts need a constant amount in 0..31")
-            return _call(op, x, bx, n.value, self.k(op, bx, 0, b)), b, _INT
+            return self.op(op, x, bx, n.value, self.k(op, bx, 0, b)), b, _INT
         y, by, _ = self.expr(node.right)
-        return _call(op, x, bx, y, by, self.k(op, bx, by, b)), b, _INT
+        return self.op(op, x, bx, y, by, self.k(op, bx, by, b)), b, _INT
 
     def unary(self, node: ast.UnaryOp, want: int | None) -> tuple[ast.expr, int, str]:
         if isinstance(node.op, ast.UAdd):
@@ -214,14 +237,14 @@ class _Compiler:
                 return self.lit(-node.operand.value, b, node), b, _INT
             x, bx, _ = self.expr(node.operand)
             b = self.want(want)
-            return _call("neg", x, bx, self.k("neg", bx, 0, b)), b, _INT
+            return self.op("neg", x, bx, self.k("neg", bx, 0, b)), b, _INT
         if isinstance(node.op, ast.Not):
             x, bx, ty = self.expr(node.operand)
             b = self.want(want)
             if ty == _BOOL:
-                return _call("lnot", x, bx, self.k("lnot", bx, 0, b)), b, _BOOL
+                return self.op("lnot", x, bx, self.k("lnot", bx, 0, b)), b, _BOOL
             b0 = self.fresh()
-            return _call("eq", x, bx, self.lit(0, b0, node), b0, self.k("eq", bx, b0, b)), b, _BOOL
+            return self.op("eq", x, bx, self.lit(0, b0, node), b0, self.k("eq", bx, b0, b)), b, _BOOL
         raise self.err(node, f"unsupported unary operator {type(node.op).__name__}")
 
     def compare(self, node: ast.Compare, want: int | None) -> tuple[ast.expr, int, str]:
@@ -233,7 +256,7 @@ class _Compiler:
         x, bx, _ = self.expr(node.left)
         y, by, _ = self.expr(node.comparators[0])
         b = self.want(want)
-        return _call(op, x, bx, y, by, self.k(op, bx, by, b)), b, _BOOL
+        return self.op(op, x, bx, y, by, self.k(op, bx, by, b)), b, _BOOL
 
     def cond(self, node: ast.expr) -> tuple[ast.expr, int]:
         """A branch condition as an encoded boolean (ints compare against 0, as Python's truth test does)."""
@@ -241,15 +264,18 @@ class _Compiler:
         if ty == _BOOL:
             return x, bx
         b0, b = self.fresh(), self.fresh()
-        return _call("ne", x, bx, self.lit(0, b0, node), b0, self.k("ne", bx, b0, b)), b
+        return self.op("ne", x, bx, self.lit(0, b0, node), b0, self.k("ne", bx, b0, b)), b
 
     def guarded(self, c: ast.expr, bc: int, then: ast.expr, orelse: ast.expr) -> ast.IfExp:
         """``then if c else orelse`` with each arm re-checking the encoded condition (control-flow check)."""
         t = self.tmp()
-        test = _call("branch", ast.NamedExpr(target=_store(t), value=c), bc)
+        test = self.op("branch", ast.NamedExpr(target=_store(t), value=c), bc)
         # ``expect(...)`` returns None, so ``expect(...) or value`` checks the arm first, then evaluates it.
-        body = ast.BoolOp(op=ast.Or(), values=[_call("expect", _load(t), bc, 1), then])
-        other = ast.BoolOp(op=ast.Or(), values=[_call("expect", _load(t), bc, 0), orelse])
+        if self.low is not None:
+            low = self.low
+            return ast.IfExp(test=test, body=low.expect_then(t, bc, 1, then), orelse=low.expect_then(t, bc, 0, orelse))
+        body = ast.BoolOp(op=ast.Or(), values=[self.op("expect", _load(t), bc, 1), then])
+        other = ast.BoolOp(op=ast.Or(), values=[self.op("expect", _load(t), bc, 0), orelse])
         return ast.IfExp(test=test, body=body, orelse=other)
 
     def boolop(self, node: ast.BoolOp, want: int | None) -> tuple[ast.expr, int, str]:
@@ -286,16 +312,16 @@ class _Compiler:
         if fname == "len":
             if len(node.args) != 1 or not (isinstance(node.args[0], ast.Name) and node.args[0].id in self.arrays):
                 raise self.err(node, "len() takes one array variable")
-            return _call("length", _load(node.args[0].id), b), b, _INT
+            return self.op("length", _load(node.args[0].id), b), b, _INT
         if fname == "abs":
             if len(node.args) != 1:
                 raise self.err(node, "abs() takes one argument")
             x, bx, _ = self.expr(node.args[0])
             t, b0, bc, bn = self.tmp(), self.fresh(), self.fresh(), self.fresh()
             named = ast.NamedExpr(target=_store(t), value=x)
-            c = _call("ge", named, bx, self.lit(0, b0, node), b0, self.k("ge", bx, b0, bc))
-            neg = _call("neg", _load(t), bx, self.k("neg", bx, 0, bn))
-            return _call("select", c, bc, _load(t), bx, neg, bn, b), b, _INT
+            c = self.op("ge", named, bx, self.lit(0, b0, node), b0, self.k("ge", bx, b0, bc))
+            neg = self.op("neg", _load(t), bx, self.k("neg", bx, 0, bn))
+            return self.op("select", c, bc, _load(t), bx, neg, bn, b), b, _INT
         if len(node.args) != 2:
             raise self.err(node, f"{fname}() takes exactly two arguments here")
         x, bx, _ = self.expr(node.args[0])
@@ -304,8 +330,8 @@ class _Compiler:
         op = "le" if fname == "min" else "ge"
         nx = ast.NamedExpr(target=_store(t1), value=x)
         ny = ast.NamedExpr(target=_store(t2), value=y)
-        c = _call(op, nx, bx, ny, by, self.k(op, bx, by, bc))
-        return _call("select", c, bc, _load(t1), bx, _load(t2), by, b), b, _INT
+        c = self.op(op, nx, bx, ny, by, self.k(op, bx, by, bc))
+        return self.op("select", c, bc, _load(t1), bx, _load(t2), by, b), b, _INT
 
     def subscript(self, node: ast.Subscript) -> tuple[ast.Name, ast.expr, int]:
         if not (isinstance(node.value, ast.Name) and node.value.id in self.arrays):

@@ -36,8 +36,14 @@ class _Statements:
         out: list[ast.stmt] = []
         for name in self.array_params:
             target = ast.Subscript(value=_load(f"{_PREFIX}in_{name}"), slice=ast.Slice(), ctx=ast.Store())
-            out.append(ast.Assign(targets=[target], value=_call("dec_array", _load(f"{_PREFIX}arr_{name}"))))
+            out.append(ast.Assign(targets=[target], value=self.c.op("dec_array", _load(f"{_PREFIX}arr_{name}"))))
         return out
+
+    def store(self, arr: ast.Name, idx: ast.expr, bi: int, value: ast.expr, bv: int) -> list[ast.stmt]:
+        """A checked store: the ALU call, or its inline statements in the production form."""
+        if self.c.low is not None:
+            return self.c.low.store(arr.id, idx, bi, value, bv)
+        return [_expr_stmt(_call("store", arr, idx, bi, value, bv))]
 
     def block(self, nodes: list[ast.stmt]) -> list[ast.stmt]:
         out: list[ast.stmt] = []
@@ -89,9 +95,9 @@ class _Statements:
     def branch(self, cw: str, bc: int, then: list[ast.stmt], orelse: list[ast.stmt]) -> ast.If:
         """``if`` on the condition word ``cw``; each arm first re-checks it (a wrong branch is detected)."""
         return ast.If(
-            test=_call("branch", _load(cw), bc),
-            body=[_expr_stmt(_call("expect", _load(cw), bc, 1)), *then],
-            orelse=[_expr_stmt(_call("expect", _load(cw), bc, 0)), *orelse],
+            test=self.c.op("branch", _load(cw), bc),
+            body=[_expr_stmt(self.c.op("expect", _load(cw), bc, 1)), *then],
+            orelse=[_expr_stmt(self.c.op("expect", _load(cw), bc, 0)), *orelse],
         )
 
     def assign(self, target: ast.expr, value: ast.expr, node: ast.stmt) -> list[ast.stmt]:
@@ -105,7 +111,7 @@ class _Statements:
                         raise c.err(value, "an array literal must be [int_constant] * length")
                     c.lit(fill.value, 0, fill)  # range check of the fill value
                     n, bn, _ = c.expr(value.right)  # type: ignore[attr-defined]
-                    return [_assign(name, _call("new_array", n, bn, fill.value, c.sigs[name]))]
+                    return [_assign(name, self.c.op("new_array", n, bn, fill.value, c.sigs[name]))]
                 if isinstance(value, ast.Name) and value.id in c.arrays:
                     return [_assign(name, _load(value.id))]
                 raise c.err(node, f"array variable {name!r} can only be assigned an array")
@@ -116,7 +122,7 @@ class _Statements:
         if isinstance(target, ast.Subscript):
             arr, idx, bi = c.subscript(target)
             v, bv, _ = c.expr(value)
-            return [_expr_stmt(_call("store", arr, idx, bi, v, bv))]
+            return self.store(arr, idx, bi, v, bv)
         if isinstance(target, ast.Tuple):
             if not isinstance(value, ast.Tuple) or len(value.elts) != len(target.elts):
                 raise c.err(node, "tuple assignment needs a tuple of the same length on the right")
@@ -129,10 +135,10 @@ class _Statements:
                 temps.append((t, b))
             for tgt, (t, b) in zip(target.elts, temps, strict=True):
                 if isinstance(tgt, ast.Name) and tgt.id not in c.arrays:
-                    out.append(_assign(tgt.id, _call("mov", _load(t), b, c.k("mov", b, 0, c.sigs[tgt.id]))))
+                    out.append(_assign(tgt.id, self.c.op("mov", _load(t), b, c.k("mov", b, 0, c.sigs[tgt.id]))))
                 elif isinstance(tgt, ast.Subscript):
                     arr, idx, bi = c.subscript(tgt)
-                    out.append(_expr_stmt(_call("store", arr, idx, bi, _load(t), b)))
+                    out.extend(self.store(arr, idx, bi, _load(t), b))
                 else:
                     raise c.err(tgt, "tuple targets must be integer variables or array elements")
             return out
@@ -152,16 +158,16 @@ class _Statements:
         arr, idx, bi = c.subscript(node.target)
         t = c.tmp()
         bl, bz = c.fresh(), c.fresh()
-        current = _call("load", arr, _load(t), bi, bl)
+        current = self.c.op("load", arr, _load(t), bi, bl)
         if op in ("shl", "shr"):
             n = node.value
             if not (isinstance(n, ast.Constant) and type(n.value) is int and 0 <= n.value < 32):
                 raise c.err(node.value, "shifts need a constant amount in 0..31")
-            result = _call(op, current, bl, n.value, c.k(op, bl, 0, bz))
+            result = self.c.op(op, current, bl, n.value, c.k(op, bl, 0, bz))
         else:
             y, by, _ = c.expr(node.value)
-            result = _call(op, current, bl, y, by, c.k(op, bl, by, bz))
-        return [_assign(t, idx), _expr_stmt(_call("store", _load(arr.id), _load(t), bi, result, bz))]
+            result = self.c.op(op, current, bl, y, by, c.k(op, bl, by, bz))
+        return [_assign(t, idx), *self.store(_load(arr.id), _load(t), bi, result, bz)]
 
     def while_(self, node: ast.While) -> list[ast.stmt]:
         if node.orelse:
@@ -194,13 +200,13 @@ class _Statements:
         cmp = "lt" if step > 0 else "gt"
         stop_code, _, _ = c.expr(stop, bend)
         start_code, _, _ = c.expr(start, bi)
-        cond = _call(cmp, _load(i), bi, _load(end), bend, c.k(cmp, bi, bend, bc))
+        cond = self.c.op(cmp, _load(i), bi, _load(end), bend, c.k(cmp, bi, bend, bc))
         name = node.target.id
         self.loops.append("for")
         body = [
             _assign(name, _load(i)),
             *self.block(node.body),
-            _assign(i, _call("add", _load(i), bi, c.lit(step, bs, it), bs, c.k("add", bi, bs, bi))),
+            _assign(i, self.c.op("add", _load(i), bi, c.lit(step, bs, it), bs, c.k("add", bi, bs, bi))),
         ]
         self.loops.pop()
         loop = ast.While(
@@ -215,9 +221,9 @@ class _Statements:
         if node.value is None:
             return [*self.writebacks(), ast.Return(value=ast.Constant(None))]
         if isinstance(node.value, ast.Name) and node.value.id in c.arrays:
-            return [*self.writebacks(), ast.Return(value=_call("dec_array", _load(node.value.id)))]
+            return [*self.writebacks(), ast.Return(value=self.c.op("dec_array", _load(node.value.id)))]
         code, b, ty = c.expr(node.value)
-        result: ast.expr = _call("dec", code, b)
+        result: ast.expr = self.c.op("dec", code, b)
         if ty == "bool":
             result = ast.Call(func=_load("bool"), args=[result], keywords=[])
         r = f"{_PREFIX}r"
@@ -241,10 +247,10 @@ def compile_body(comp: _Compiler) -> ast.Module:
     for name in params:
         if name in comp.arrays:
             prologue.append(_assign(f"{_PREFIX}in_{name}", _load(name)))
-            prologue.append(_assign(f"{_PREFIX}arr_{name}", _call("enc_array", _load(name), comp.sigs[name])))
+            prologue.append(_assign(f"{_PREFIX}arr_{name}", comp.op("enc_array", _load(name), comp.sigs[name])))
             prologue.append(_assign(name, _load(f"{_PREFIX}arr_{name}")))
         else:
-            prologue.append(_assign(name, _call("enc", _load(name), comp.sigs[name])))
+            prologue.append(_assign(name, comp.op("enc", _load(name), comp.sigs[name])))
     body = list(fn.body)
     if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
         body = body[1:]

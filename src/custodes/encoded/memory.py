@@ -31,7 +31,12 @@ class EncodedArray:
         self.code = code
         self.sig = sig
         self._versioned = code.versioned
-        self.words: list[int] = [code.encode(v, sig) for v in values]
+        vals = list(values)
+        A, lo, hi = code.A, code.min_value, code.max_value
+        if all(type(v) is int and lo <= v <= hi for v in vals):  # the common case, without a call per value
+            self.words: list[int] = [A * v + sig for v in vals]
+        else:
+            self.words = [code.encode(v, sig) for v in vals]  # raises EncodedRangeError for the first bad value
         self.versions: list[int] = [0] * len(self.words)
 
     @classmethod
@@ -73,8 +78,16 @@ class EncodedArray:
         return self.code.decode(self.load_word(index, 0))
 
     def to_list(self) -> list[int]:
-        """All values, decoded and checked."""
-        return [self.get(i) for i in range(len(self.words))]
+        """All values, decoded and checked (the same checks as :meth:`get`, without a call per element)."""
+        A, sig = self.code.A, self.sig
+        lo, hi = A * self.code.min_value, A * self.code.max_value
+        out = []
+        for i, (word, d) in enumerate(zip(self.words, self.versions, strict=True)):
+            u = word - sig - d
+            if u % A or not lo <= u <= hi:
+                self.get(i)  # raises with the precise reason
+            out.append(u // A)
+        return out
 
 
 class EncodedCell:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any, overload
 
 from custodes.encoded._compiler import Target, compile_function
+from custodes.encoded._lower import runtime_names
 from custodes.encoded.baseline import PlainOps
 from custodes.encoded.code import Code
 from custodes.encoded.errors import EncoderError
@@ -60,15 +61,20 @@ class EncodedFunction:
     def __repr__(self) -> str:
         return f"<encoded function {self.__qualname__} ({self.code.scheme.value}, A={self.code.A})>"
 
-    def _target(self, ops: EncodedOps | PlainOps) -> Target:
+    def _target(self, ops: EncodedOps | PlainOps, inline: bool) -> Target:
         if isinstance(ops, PlainOps):
             return Target(A=1, signed=False, kmin=-(1 << 31), kmax=(1 << 31) - 1, plain=True)
         c = ops.code
-        return Target(A=c.A, signed=c.signed, kmin=c.min_value, kmax=c.max_value)
+        inline = inline and type(ops) is EncodedOps
+        return Target(c.A, c.signed, c.min_value, c.max_value, versioned=c.versioned, inline=inline)
 
-    def source(self, ops: EncodedOps | PlainOps | None = None) -> str:
-        """The generated Python source (for review and debugging)."""
-        target = self._target(ops or EncodedOps(self.code))
+    def source(self, ops: EncodedOps | PlainOps | None = None, *, inline: bool = False) -> str:
+        """The generated Python source (for review and debugging).
+
+        By default the ALU-call form, where every encoded operation is one ``_RT`` call (the form campaigns inject
+        into); ``inline=True`` shows the production form, in which each call is lowered to its inline checks.
+        """
+        target = self._target(ops or EncodedOps(self.code), inline)
         return ast.unparse(self._module(target))
 
     def _module(self, target: Target) -> ast.Module:
@@ -80,16 +86,18 @@ class EncodedFunction:
     def bind(self, ops: EncodedOps | PlainOps | Any) -> Callable[..., Any]:
         """The function compiled for ``ops``' code and running on ``ops`` (an ALU, the baseline or an injector).
 
-        An object that wraps an ALU (the fault injector) exposes it as ``inner``.
+        An :class:`EncodedOps` gets the production (inline) form, with ``ops`` behind every failed check. An object
+        that wraps an ALU (the fault injector) exposes it as ``inner`` and gets the ALU-call form, so that every
+        operation is an injection point.
         """
         base = getattr(ops, "inner", ops)
-        target = self._target(base)
+        target = self._target(base, inline=base is ops)
         with self._lock:
             compiled = self._compiled.get(target)
             if compiled is None:
                 compiled = compile(self._module(target), f"<encoded {self.__qualname__}>", "exec")
                 self._compiled[target] = compiled
-        namespace: dict[str, Any] = {"_RT": ops, "__builtins__": _BUILTINS}
+        namespace: dict[str, Any] = {"_RT": ops, "__builtins__": _BUILTINS, **runtime_names()}
         exec(compiled, namespace)  # noqa: S102 - our own compiled AST, built from the checked function
         fn: Callable[..., Any] = namespace[self._tree.name]
         return functools.wraps(self.original)(fn)

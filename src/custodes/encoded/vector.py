@@ -33,6 +33,8 @@ from custodes.encoded.errors import EncodedOverflowError, EncodedRangeError, Enc
 __all__ = ["EncodedVector", "VectorOps"]
 
 Int64Array = npt.NDArray[np.int64]
+#: Elements per chunk of a check: 512 KiB of int64, so that the check's second pass reads from cache.
+_CHUNK = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,24 @@ class VectorOps:
             t += self._min
         return t, ok
 
+    def _ok(self, words: Int64Array, sig: int) -> bool:
+        """The check of :meth:`_values` without the decoded result, in cache-sized chunks (2 passes in cache)."""
+        flat = words.reshape(-1)
+        n = flat.size
+        if n <= _CHUNK:
+            return self._values(words, sig)[1]
+        off = np.int64(wrap(-sig * int(self._inv) - int(self._min), 64))
+        buf = np.empty(_CHUNK, dtype=np.int64)
+        with np.errstate(over="ignore"):
+            for start in range(0, n, _CHUNK):
+                part = flat[start : start + _CHUNK]
+                out = buf[: part.size]
+                np.multiply(part, self._inv, out=out)
+                out += off
+                if out.view(np.uint64).max() > self._span:
+                    return False
+        return True
+
     def _decoded(self, v: EncodedVector, where: str) -> Int64Array:
         d, ok = self._values(v.words, v.sig)
         if not ok:
@@ -89,10 +109,8 @@ class VectorOps:
         return d
 
     def _result(self, words: Int64Array, sig: int, where: str) -> EncodedVector:
-        if self.eager:
-            _, ok = self._values(words, sig)
-            if not ok:
-                raise EncodedOverflowError(None, f"result of {where} outside the functional range")
+        if self.eager and not self._ok(words, sig):
+            raise EncodedOverflowError(None, f"result of {where} outside the functional range")
         return _vec(words, sig)
 
     # -- boundary -------------------------------------------------------------------------------------------------
@@ -107,17 +125,21 @@ class VectorOps:
 
     def check(self, v: EncodedVector) -> None:
         """Raise :class:`FaultDetectedError` unless every word is valid."""
-        self._decoded(v, "check")
+        self._checked(v, "check")
 
     def decode(self, v: EncodedVector) -> Int64Array:
         """Check, then return the functional values."""
         return self._decoded(v, "decode")
 
     # -- arithmetic -----------------------------------------------------------------------------------------------
+    def _checked(self, v: EncodedVector, where: str) -> None:
+        if not self._ok(v.words, v.sig):
+            raise FaultDetectedError("RESIDUE", where)
+
     def _operands(self, x: EncodedVector, y: EncodedVector, where: str) -> None:
         if self.eager:
-            self._decoded(x, where)
-            self._decoded(y, where)
+            self._checked(x, where)
+            self._checked(y, where)
 
     def add(self, x: EncodedVector, y: EncodedVector, sig: int = 0) -> EncodedVector:
         """``x + y``."""
@@ -136,7 +158,7 @@ class VectorOps:
     def neg(self, x: EncodedVector, sig: int = 0) -> EncodedVector:
         """``-x``."""
         if self.eager:
-            self._decoded(x, "neg")
+            self._checked(x, "neg")
         return self._result(np.int64(self._sig(sig) + x.sig) - x.words, sig, "neg")
 
     def mul(self, x: EncodedVector, y: EncodedVector, sig: int = 0) -> EncodedVector:
@@ -159,14 +181,14 @@ class VectorOps:
     def sum(self, x: EncodedVector, sig: int = 0) -> EncodedVector:
         """Sum of all elements (a 0-d vector)."""
         if self.eager:
-            self._decoded(x, "sum")
+            self._checked(x, "sum")
         words = np.asarray(np.sum(x.words - np.int64(x.sig)) + np.int64(self._sig(sig)), dtype=np.int64)
         return self._result(words, sig, "sum")
 
     def shl(self, x: EncodedVector, n: int, sig: int = 0) -> EncodedVector:
         """``x << n`` for a constant ``n`` (multiplication by ``2**n``)."""
         if self.eager:
-            self._decoded(x, "shl")
+            self._checked(x, "shl")
         return self._result((x.words - np.int64(x.sig)) * np.int64(1 << n) + np.int64(self._sig(sig)), sig, "shl")
 
     def _encode_result(self, values: Int64Array, sig: int, where: str) -> EncodedVector:
@@ -232,7 +254,7 @@ class VectorOps:
     def where(self, c: EncodedVector, x: EncodedVector, y: EncodedVector, sig: int = 0) -> EncodedVector:
         """Element-wise ``x if c else y`` (conditional select); operands are checked."""
         t = self._truth(c, "where")
-        self._decoded(x, "where")
-        self._decoded(y, "where")
+        self._checked(x, "where")
+        self._checked(y, "where")
         u = np.where(t, x.words - np.int64(x.sig), y.words - np.int64(y.sig))
         return _vec(u + np.int64(self._sig(sig)), sig)

@@ -106,3 +106,21 @@ def test_words_are_read_only() -> None:
     ex = VectorOps().encode(np.array([1, 2]), 3)
     with pytest.raises(ValueError):
         ex.words[0] = 0
+
+
+@pytest.mark.parametrize("position", [0, 65_535, 65_536, 200_000, 262_143])
+def test_chunked_checks_see_a_flip_in_every_chunk(position: int) -> None:
+    """Vectors larger than a check chunk are checked chunk by chunk: a flip anywhere is still detected."""
+    v = VectorOps()
+    x = v.encode(np.arange(262_144, dtype=np.int64) % 1000 - 500, 3)
+    v.check(x)
+    words = x.words.copy()
+    words[position] ^= 1 << 21
+    bad = type(x)(words, 3)
+    with pytest.raises(FaultDetectedError):
+        v.check(bad)
+    with pytest.raises(FaultDetectedError):
+        v.add(bad, x, 4)
+    big = v.encode(np.full(262_144, 30_000), 5)
+    with pytest.raises(EncodedOverflowError):
+        v.add(big, big, 6)  # the overflow is in every chunk, the last one included
