@@ -12,6 +12,7 @@ from custodes.cli._evidence import collateral_app, evidence_app
 from custodes.cli._key import key_app
 from custodes.cli._policy import policy_app
 from custodes.cli._quickstart import quickstart
+from custodes.cli._run import run
 from custodes.cli._sim import sim_app
 
 app = typer.Typer(
@@ -31,6 +32,7 @@ app.add_typer(encoded_app, name="encoded")
 app.command("attest")(attest)
 app.command("measure")(measure)
 app.command("quickstart")(quickstart)
+app.command("run")(run)
 
 
 def main() -> None:
