@@ -308,7 +308,13 @@ class Cas:
         sealed = seal_config(public_key, nonce, payload)
         return {
             "sealed_config": b64e(sealed),
-            "lease": {"id": lease.id, "expires_at": _ts(lease.expires_at), "renew_after": _ts(lease.renew_after)},
+            "lease": {
+                "id": lease.id,
+                "issued_at": _ts(now),
+                "expires_at": _ts(lease.expires_at),
+                "renew_after": _ts(lease.renew_after),
+                "stop_grace": service.lease.stop_grace.total_seconds(),
+            },
             "policy_version": loaded.policy.hash,
             "verdict": verdict.to_json(),
             "attestation_token": self._ear(claims.platform_id, loaded.policy, nonce, verdict.warnings, now),
