@@ -173,11 +173,15 @@ def test_workload_receives_exactly_what_the_policy_renders(cas: CasProcess, work
 
 
 def test_policy_show_returns_the_stored_policy_to_a_reader(cas: CasProcess, workload: Workload, people) -> None:
-    owner, _bob = people
+    owner, bob = people
+    text = full_policy(owner, bob, workload.measurement).replace("e2e/every-kind", "e2e/show")
     with cas.client() as client:
-        shown = client.read_policy("e2e/every-kind", "owner", owner.key)
-    assert shown["name"] == "e2e/every-kind"
-    assert "every-kind" in shown["policy"]
+        client.put_policy(text, name="e2e/show", policy_hash=_hash(text), predecessor=None,
+                          signers=[("owner", owner.key)], create=True)
+        shown = client.read_policy("e2e/show", "owner", owner.key)
+    assert shown["name"] == "e2e/show"
+    assert shown["policy"] == text
+    assert shown["hash"] == _hash(text)
 
 
 def _hash(text: str) -> str:
