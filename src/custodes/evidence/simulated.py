@@ -352,6 +352,15 @@ def verify_tcb_info(document: bytes, vendor_public_key: ec.EllipticCurvePublicKe
 # --------------------------------------------------------------------------------------------- verifier
 
 
+@lru_cache(maxsize=4096)
+def _attestation_key(point: bytes) -> ec.EllipticCurvePublicKey:
+    """Decode an attestation key; a platform uses the same one for every evidence document, so it is cached."""
+    try:
+        return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+    except ValueError:
+        raise EvidenceError("SIM_EVIDENCE_MALFORMED", "attestation key is not a P-256 point") from None
+
+
 class SimVerifier:
     """Verifies simulated evidence against one trusted simulated vendor.
 
@@ -412,10 +421,7 @@ class SimVerifier:
             raise EvidenceError("SIM_PLATFORM_UNTRUSTED", "platform certificate is outside its validity period")
         if not _verify(platform.public_key, ev.ak_endorsement, AK_CONTEXT + ev.ak_public):
             raise EvidenceError("SIM_SIGNATURE_INVALID", "attestation key is not endorsed by the platform key")
-        try:
-            ak = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), ev.ak_public)
-        except ValueError:
-            raise EvidenceError("SIM_EVIDENCE_MALFORMED", "attestation key is not a P-256 point") from None
+        ak = _attestation_key(ev.ak_public)
         if not _verify(ak, ev.signature, ev.signed_bytes):
             raise EvidenceError("SIM_SIGNATURE_INVALID", "evidence signature does not verify")
         info = self._tcb_info

@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import jwt
-
 from custodes import __version__
 from custodes.appraisal import appraise
 from custodes.clock import FlooredClock
@@ -30,6 +28,7 @@ from custodes.policy import Policy, load_policy, render_service, secret_order
 from custodes.protocol import NONCE_BYTES, b64d, b64e, report_data_for, seal_config
 from custodes.secrets import SecretMaterial, generate_secret
 from custodes.server.binding import ReportDataBinding, StrictBinding
+from custodes.server.ear import sign_ear
 from custodes.server.errors import ApiError
 from custodes.server.identity import CasIdentity
 from custodes.server.verifiers import Verifiers
@@ -374,7 +373,7 @@ class Cas:
                 }
             },
         }
-        return jwt.encode(claims, self.identity.signing_key, algorithm="EdDSA")
+        return sign_ear(claims, self.identity.signing_key)
 
     # ------------------------------------------------------------------------------------------ secrets
 
