@@ -3,31 +3,38 @@
 Trust in the CAS comes from a pinned certificate: in simulation, the ``cas-cert.pem`` that the CAS wrote at its
 first start. The TLS context trusts that certificate alone (TLS 1.3 only), so only the holder of the CAS's key can
 answer. (Pinning by CAS self-attestation is a later issue.)
+
+The client uses only the standard library's ``http.client`` (plus ``cryptography`` for HPKE): it is on the start-up
+path of ``custodes run``, whose overhead budget is 150 ms (docs/runtime.md).
 """
 
 from __future__ import annotations
 
-import json
+import http.client
+import json as jsonlib
 import os
 import ssl
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-import httpx
-
+from custodes.config import RenderedConfig
 from custodes.errors import CustodesError
-from custodes.ledger.keys import public_pem
-from custodes.ledger.note import PrivateKey, SignedNote, add_signature
-from custodes.ledger.requests import proposal_text, read_text
-from custodes.policy import RenderedConfig
 from custodes.protocol import RuntimeKey, b64d, b64e, report_data_for
+
+if TYPE_CHECKING:
+    from custodes.ledger.note import PrivateKey, SignedNote
 
 __all__ = ["Attestation", "CasClient", "CasError", "EvidenceSource", "cas_ssl_context"]
 
 DEFAULT_PROPOSAL_VALIDITY_S = 3600
+MAX_RESPONSE_BYTES = 32 << 20
+# TLS errors that mean "the connection went away", not "this is not the pinned CAS".
+_SSL_DROPPED = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
 
 
 class CasError(CustodesError):
@@ -48,6 +55,14 @@ def cas_ssl_context(cert_path: Path) -> ssl.SSLContext:
     ctx.check_hostname = False  # the pinned self-signed certificate is the identity, not the host name
     ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
+
+
+def transport_error(exc: BaseException, url: str) -> CasError:
+    """Classify a failed exchange: a TLS failure (wrong certificate, protocol) is ``CAS_TLS_FAILED`` and is never
+    retried; anything else (refused, reset, dropped, timed out, garbled) is ``CAS_UNREACHABLE``."""
+    if isinstance(exc, ssl.SSLError) and not isinstance(exc, _SSL_DROPPED):
+        return CasError("CAS_TLS_FAILED", f"TLS with the CAS at {url} failed: {exc.reason or type(exc).__name__}")
+    return CasError("CAS_UNREACHABLE", f"cannot reach the CAS at {url}: {type(exc).__name__}")
 
 
 class EvidenceSource:
@@ -71,18 +86,35 @@ class Attestation:
 
     def rendered(self) -> RenderedConfig:
         """The config as the policy rendered it: argv, environment, files (with their secrets)."""
-        return RenderedConfig.from_json_bytes(json.dumps(self.config).encode())
+        return RenderedConfig.from_json_dict(self.config)
 
     def __repr__(self) -> str:
         return f"Attestation(policy_version={self.policy_version!r}, lease={self.lease!r}, config=<sealed>)"
 
 
 class CasClient:
-    """A synchronous CAS client. Use as a context manager."""
+    """A synchronous CAS client over one kept-alive HTTPS connection (stdlib ``http.client``, so that
+    ``custodes run`` starts fast). Use as a context manager. Safe to share between threads: requests are
+    serialised on the connection.
+
+    A request that fails on a reused connection (the CAS closed it while idle) is sent once more on a fresh
+    connection; a timeout is not retried, since the CAS may still be working on the request.
+    """
 
     def __init__(self, url: str, cert_path: Path, *, timeout: float = 10.0) -> None:
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, verify=cas_ssl_context(cert_path), timeout=timeout)
+        try:
+            parts = urlsplit(self.url)
+            port = parts.port or 443
+        except ValueError:
+            raise CasError("CAS_URL_INVALID", "the CAS URL is not a valid https:// URL") from None
+        if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment or parts.username:
+            raise CasError("CAS_URL_INVALID", "the CAS URL must be https://HOST[:PORT][/PATH]")  # never echoed
+        self._host, self._port, self._prefix = parts.hostname, port, parts.path
+        self._context = cas_ssl_context(cert_path)
+        self._timeout = timeout
+        self._conn: http.client.HTTPSConnection | None = None
+        self._lock = threading.Lock()
 
     @classmethod
     def from_env(cls, url: str | None = None, cert: Path | None = None) -> CasClient:
@@ -102,33 +134,80 @@ class CasClient:
         self.close()
 
     def close(self) -> None:
-        self._http.close()
+        with self._lock:
+            self._drop()
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def __repr__(self) -> str:
+        return f"CasClient({self.url!r})"
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _connect(self) -> http.client.HTTPSConnection:
+        conn = http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout, context=self._context)
         try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            code = "CAS_TLS_FAILED" if isinstance(exc.__context__, ssl.SSLError) or "SSL" in str(exc) else None
-            raise CasError(
-                code or "CAS_UNREACHABLE", f"cannot reach the CAS at {self.url}: {type(exc).__name__}"
-            ) from None
+            conn.connect()  # the TLS handshake happens here, so its failure is never taken for a dropped connection
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        return conn
+
+    def _exchange(self, method: str, target: str, body: bytes | None, headers: Mapping[str, str]) -> tuple[int, bytes]:
+        retried = False
+        while True:
+            reused = self._conn is not None
+            try:
+                conn = self._conn or self._connect()
+                conn.request(method, target, body=body, headers=dict(headers))
+                response = conn.getresponse()
+                data = response.read(MAX_RESPONSE_BYTES + 1)
+            except (OSError, http.client.HTTPException) as exc:
+                self._drop()
+                if reused and not retried and not isinstance(exc, TimeoutError):
+                    retried = True
+                    continue
+                raise transport_error(exc, self.url) from None
+            if len(data) > MAX_RESPONSE_BYTES or response.will_close or not response.isclosed():
+                self._drop()
+            if len(data) > MAX_RESPONSE_BYTES:
+                raise CasError("CAS_PROTOCOL_ERROR", "the CAS's answer is too large", status=response.status)
+            return response.status, data
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Send one request; return the JSON object of a 2xx answer.
+
+        Raises:
+            CasError: the CAS's own error code and HTTP status; ``CAS_UNREACHABLE``, ``CAS_TLS_FAILED``;
+                ``CAS_PROTOCOL_ERROR`` for an answer that is not a JSON object.
+        """
+        sent: dict[str, str] = {"Accept": "application/json"}
+        if json is not None:
+            content = jsonlib.dumps(json).encode()
+            sent["Content-Type"] = "application/json"
+        sent.update(headers or {})
+        with self._lock:
+            status, data = self._exchange(method, self._prefix + path, content, sent)
         try:
-            body = response.json()
-        except ValueError:
+            body = jsonlib.loads(data) if data else None
+        except (ValueError, RecursionError):
             body = None
-        if response.is_success and isinstance(body, dict):
+        if 200 <= status < 300 and isinstance(body, dict):
             return body
         error = body.get("error") if isinstance(body, dict) else None
         if isinstance(error, dict):
-            raise CasError(
-                str(error.get("code")),
-                str(error.get("message")),
-                list(error.get("reasons") or []),
-                response.status_code,
-            )
-        raise CasError(
-            "CAS_PROTOCOL_ERROR", f"unexpected HTTP {response.status_code} from the CAS", status=response.status_code
-        )
+            raise CasError(str(error.get("code")), str(error.get("message")), list(error.get("reasons") or []), status)
+        raise CasError("CAS_PROTOCOL_ERROR", f"unexpected HTTP {status} from the CAS", status=status)
 
     # ---------------------------------------------------------------------------------------- attestation
 
@@ -172,6 +251,12 @@ class CasClient:
         """Create or update a policy. Signs a proposal note with each (key name, private key), or sends a
         note that was signed elsewhere (offline approvals). ``public_keys`` are PEMs of signers whose policy
         entry is only a ``sha256:`` fingerprint."""
+        # The ledger is imported here, not at the top: the workload runtime never administers policies and must
+        # not pay for loading it at start-up.
+        from custodes.ledger.keys import public_pem  # noqa: PLC0415
+        from custodes.ledger.note import add_signature  # noqa: PLC0415
+        from custodes.ledger.requests import proposal_text  # noqa: PLC0415
+
         if note is None:
             text = proposal_text(name, predecessor, policy_hash, int(time.time()) + DEFAULT_PROPOSAL_VALIDITY_S)
             for key_name, key in signers:
@@ -185,6 +270,11 @@ class CasClient:
         return self.request("PUT", f"/v1/policies/{name}", json=body)
 
     def read_policy(self, name: str, key_name: str, key: PrivateKey) -> dict[str, Any]:
+        """Read a policy: the CAS's challenge, signed by one of the policy's readers."""
+        from custodes.ledger.keys import public_pem  # noqa: PLC0415  (see put_policy)
+        from custodes.ledger.note import add_signature  # noqa: PLC0415
+        from custodes.ledger.requests import read_text  # noqa: PLC0415
+
         nonce = self.request("POST", "/v1/auth/challenge")["nonce"]
         note = add_signature(read_text(name, nonce), key_name, key)
         headers = {

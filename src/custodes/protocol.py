@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
 from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 
@@ -78,7 +77,7 @@ class RuntimeKey:
 
     @property
     def public_bytes(self) -> bytes:
-        return self._private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return self._private.public_key().public_bytes_raw()
 
     def __repr__(self) -> str:
         return "RuntimeKey(<private>)"

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from custodes.client import EvidenceSource
 from custodes.errors import CustodesError, EvidenceError
-from custodes.evidence._dcap_quote import DcapQuote
 
 __all__ = ["DEFAULT_GRAMINE_ROOT", "GramineProvider"]
 
@@ -63,6 +62,8 @@ class GramineProvider(EvidenceSource):
                 raise EvidenceError("PROVIDER_FAILED", f"Gramine /dev/attestation: {exc.strerror or exc}") from None
         if len(quote) > _MAX_QUOTE:
             raise EvidenceError("PROVIDER_FAILED", "Gramine returned an oversized quote")
+        from custodes.evidence._dcap_quote import DcapQuote  # noqa: PLC0415  (on first use: start-up time)
+
         parsed = DcapQuote.from_bytes(quote)
         if parsed.tee != "sgx" or parsed.body.report_data != report_data:
             raise EvidenceError("REPORT_DATA_MISMATCH", "the Gramine quote is not over this report data")

@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from custodes.config import RenderedConfig, RenderedFile
 from custodes.errors import CustodesError
-from custodes.policy import RenderedConfig, RenderedFile
 
 __all__ = ["MaterialisedFiles", "child_environment", "write_files"]
 

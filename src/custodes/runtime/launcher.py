@@ -47,7 +47,7 @@ class ExitCode(IntEnum):
 
 FINAL_ANSWER_WAIT_S = 3.0
 _UNTRUSTED = frozenset({"CAS_TLS_FAILED", "CONFIG_MISMATCH", "CONFIG_UNSEAL_FAILED", "CONFIG_INVALID", "LEASE_INVALID"})
-_USAGE = frozenset({"CAS_CERT_INVALID", "CAS_NOT_CONFIGURED"})
+_USAGE = frozenset({"CAS_CERT_INVALID", "CAS_NOT_CONFIGURED", "CAS_URL_INVALID"})
 
 
 def exit_code_for(error: CustodesError) -> int:

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from custodes.client import EvidenceSource
 from custodes.errors import CustodesError
-from custodes.evidence.measure import measure_paths
-from custodes.evidence.simvendor import SimPlatform
 from custodes.runtime.gramine import DEFAULT_GRAMINE_ROOT, GramineProvider
 from custodes.runtime.tsm import DEFAULT_TSM_ROOT, TsmProvider
+
+if TYPE_CHECKING:
+    from custodes.evidence.simvendor import SimPlatform
 
 __all__ = ["PROVIDER_NAMES", "SimulatedProvider", "select_provider"]
 
@@ -31,7 +33,12 @@ class SimulatedProvider(EvidenceSource):
     evidence_type = "simulated"
 
     def __init__(self, platform_dir: Path, measure: Sequence[str | Path], *, debug: bool = False) -> None:
-        self._platform = SimPlatform(Path(platform_dir))
+        # Imported here: the simulated vendor's X.509 machinery is needed only when simulation is asked for, and
+        # start-up with a hardware provider should not pay for it.
+        from custodes.evidence.measure import measure_paths  # noqa: PLC0415
+        from custodes.evidence.simvendor import SimPlatform  # noqa: PLC0415
+
+        self._platform: SimPlatform = SimPlatform(Path(platform_dir))
         self._measurement = measure_paths(measure)
         self._debug = debug
 

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import secrets
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,8 @@ def default_runtime_base(env: Mapping[str, str]) -> Path:
     xdg = env.get("XDG_RUNTIME_DIR")
     if xdg and os.path.isabs(xdg) and os.access(xdg, os.W_OK):
         return Path(xdg) / "custodes"
+    import tempfile  # noqa: PLC0415  (the last resort; not worth its import on every start)
+
     return Path(tempfile.gettempdir()) / f"custodes-{os.getuid()}"
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from custodes.client import Attestation, CasClient, EvidenceSource
-from custodes.policy import RenderedConfig
+from custodes.config import RenderedConfig
 from custodes.runtime.inject import MaterialisedFiles, write_files
 from custodes.runtime.keeper import LeaseKeeper, LeaseLost
 from custodes.runtime.launcher import attest_at_start

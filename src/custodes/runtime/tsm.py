@@ -19,8 +19,6 @@ from pathlib import Path
 
 from custodes.client import EvidenceSource
 from custodes.errors import CustodesError, EvidenceError
-from custodes.evidence._dcap_quote import DcapQuote
-from custodes.evidence._snp_report import SnpReport
 
 __all__ = ["DEFAULT_TSM_ROOT", "TSM_PROVIDERS", "TsmProvider"]
 
@@ -59,6 +57,10 @@ def _generation(request: Path) -> int:
 
 
 def _bound_report_data(evidence_type: str, outblob: bytes) -> bytes:
+    # The parsers are imported on first use, so that ``custodes run`` with another provider never loads them.
+    from custodes.evidence._dcap_quote import DcapQuote  # noqa: PLC0415
+    from custodes.evidence._snp_report import SnpReport  # noqa: PLC0415
+
     if evidence_type == "tdx":
         quote = DcapQuote.from_bytes(outblob)
         if quote.tee != "tdx":
