@@ -19,6 +19,7 @@ from custodes.encoded.code import DEFAULT_A, Code, Scheme
 from custodes.encoded.errors import EncodedUsageError
 from custodes.encoded.faults import FaultModel
 from custodes.encoded.kernels import KERNELS
+from custodes.encoded.ops import DEFAULT_CHECKS
 
 __all__ = ["encoded_app"]
 
@@ -90,6 +91,9 @@ def campaign(
     a: Annotated[int, typer.Option("--A", help="the code constant (odd)")] = DEFAULT_A,
     bits: Annotated[int, typer.Option(min=1, max=8, help="bit flips flip 1..BITS bits")] = 2,
     seed: Annotated[int, typer.Option(help="sampling seed (campaigns are reproducible)")] = 0,
+    checks: Annotated[
+        str, typer.Option(help="operand checks: deferred (default: where an error could be masked) or every-op")
+    ] = DEFAULT_CHECKS,
     exhaustive_mode: Annotated[
         bool, typer.Option("--exhaustive", help="every 1- and 2-bit flip at every injection point (small kernels)")
     ] = False,
@@ -106,6 +110,7 @@ def campaign(
         raise typer.BadParameter(f"unknown model; choose from {', '.join(m.value for m in FaultModel)}") from e
     try:
         code = Code(a, 32, 64, Scheme(scheme.upper()))
+        variant = encoded_variant(code, checks)
     except (ValueError, EncodedUsageError) as e:
         raise typer.BadParameter(f"invalid code: {e}") from e
     results: Results = {}
@@ -114,15 +119,16 @@ def campaign(
             k = KERNELS[name]
             results[name] = {
                 "bitflip-exhaustive": {
-                    v.name: exhaustive(k, v, k.default_args(), max_bits=2)
-                    for v in (encoded_variant(code), unencoded_variant())
+                    v.name: exhaustive(k, v, k.default_args(), max_bits=2) for v in (variant, unencoded_variant())
                 }
             }
         else:
-            results[name] = run_campaign(name, models, faults, code=code, seed=seed, max_bits=bits)
+            pair = [variant, unencoded_variant()]
+            results[name] = run_campaign(name, models, faults, seed=seed, max_bits=bits, variants=pair)
     if as_json:
         doc = {
             "code": {"A": code.A, "scheme": code.scheme.value, "kbits": code.kbits, "nbits": code.nbits},
+            "checks": checks,
             "faults_per_cell": None if exhaustive_mode else faults,
             "seed": seed,
             "results": {
@@ -132,7 +138,9 @@ def campaign(
         }
         typer.echo(json.dumps(doc, indent=2))
         return
-    typer.echo(f"code: {code.scheme.value}, A={code.A}, {code.kbits}-bit values in {code.nbits}-bit words")
+    typer.echo(
+        f"code: {code.scheme.value}, A={code.A}, {code.kbits}-bit values in {code.nbits}-bit words, checks={checks}"
+    )
     typer.echo(_table(results))
     for variant, s in _summary(results).items():
         typer.echo(

@@ -50,6 +50,7 @@ class Target:
     plain: bool = False
     versioned: bool = False
     inline: bool = False  # lower ALU calls to inline checks (the production form); else calls (for injection)
+    deferred: bool = False  # inline checks of EncodedOps(checks="deferred") (only with inline)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +88,15 @@ class _Compiler:
         self._n = 0
         self._low_n = 0
         self.low = (
-            Lowering(target.A, target.signed, target.versioned, target.kmin, target.kmax, self.low_tmp)
+            Lowering(
+                target.A,
+                target.signed,
+                target.versioned,
+                target.kmin,
+                target.kmax,
+                self.low_tmp,
+                deferred=target.deferred,
+            )
             if target.inline and not target.plain
             else None
         )
@@ -326,12 +335,18 @@ class _Compiler:
             raise self.err(node, f"{fname}() takes exactly two arguments here")
         x, bx, _ = self.expr(node.args[0])
         y, by, _ = self.expr(node.args[1])
-        t1, t2, bc = self.tmp(), self.tmp(), self.fresh()
+        bc = self.fresh()
         op = "le" if fname == "min" else "ge"
-        nx = ast.NamedExpr(target=_store(t1), value=x)
-        ny = ast.NamedExpr(target=_store(t2), value=y)
+        (nx, rx), (ny, ry) = self.once(x), self.once(y)
         c = self.op(op, nx, bx, ny, by, self.k(op, bx, by, bc))
-        return self.op("select", c, bc, _load(t1), bx, _load(t2), by, b), b, _INT
+        return self.op("select", c, bc, rx, bx, ry, by, b), b, _INT
+
+    def once(self, code: ast.expr) -> tuple[ast.expr, ast.expr]:
+        """(first use, later use) of a value used twice: constants and names as they are, others via a temporary."""
+        if isinstance(code, ast.Constant | ast.Name):
+            return code, code
+        t = self.tmp()
+        return ast.NamedExpr(target=_store(t), value=code), _load(t)
 
     def subscript(self, node: ast.Subscript) -> tuple[ast.Name, ast.expr, int]:
         if not (isinstance(node.value, ast.Name) and node.value.id in self.arrays):
@@ -365,4 +380,6 @@ def compile_function(
 
     comp = _Compiler(fn, target, _Where(filename, line_offset, col_offset), consts)
     comp.declare()
+    if comp.low is not None:
+        comp.low.hoisted = set(comp.arrays)
     return compile_body(comp)

@@ -11,6 +11,10 @@ valid or corrupted: if the inline checks pass, the inline value equals the metho
 valid, flipped, random and mis-signed words in tests/unit/encoded/test_encoded_lower.py); if any check fails, the
 method runs and raises its precise error. A campaign on the ALU-call form therefore measures the detection of the
 production form. Operands are evaluated once, in the ALU call's order, into fresh ``_e_`` temporaries.
+
+With ``deferred=True`` the inline checks are those of ``EncodedOps(checks="deferred")``: additive operations
+(``add sub neg mov shl`` and the operands of ``select``) check only their result range, and ``mul`` checks operand
+residues and its result range. The fallback is then the deferred ALU, so the equivalence above still holds.
 """
 
 from __future__ import annotations
@@ -56,12 +60,32 @@ class _Subst(ast.NodeTransformer):
 class Lowering:
     """Builds inline forms for one code (``A``, signatures on/off, versions on/off)."""
 
-    def __init__(self, A: int, signed: bool, versioned: bool, kmin: int, kmax: int, tmp: Callable[[], str]) -> None:
-        self.A, self.signed, self.versioned = A, signed, versioned
+    def __init__(
+        self, A: int, signed: bool, versioned: bool, kmin: int, kmax: int, tmp: Callable[[], str], *, deferred: bool
+    ) -> None:
+        self.A, self.signed, self.versioned, self.deferred = A, signed, versioned, deferred
         self.s = 1 if signed else 0
         self.kmin, self.kmax = kmin, kmax
         self.lo, self.hi = A * kmin, A * kmax
         self.tmp = tmp
+        #: Array variables whose ``words``/``versions``/``sig``/length the compiler keeps in locals (see ``hoist``).
+        self.hoisted: set[str] = set()
+
+    def _mem(self, a: str) -> tuple[str, str, str, str]:
+        """Expressions for an array's words, versions, signature and length."""
+        if a in self.hoisted:
+            return f"_e_aw_{a}", f"_e_av_{a}", f"_e_as_{a}", f"_e_an_{a}"
+        return f"{a}.words", f"{a}.versions", f"{a}.sig", f"_e_len({a}.words)"
+
+    def hoist(self, a: str) -> list[ast.stmt]:
+        """After every assignment to array variable ``a``: its attributes in locals, not looked up per access.
+
+        The lists are only ever mutated in place (``store_word``, the injector), so the locals stay in step.
+        """
+        text = f"_e_aw_{a} = {a}.words\n_e_as_{a} = {a}.sig\n_e_an_{a} = _e_len(_e_aw_{a})"
+        if self.versioned:
+            text += f"\n_e_av_{a} = {a}.versions"
+        return ast.parse(text).body
 
     # -- plumbing -------------------------------------------------------------------------------------------------
     def _opnd(self, node: ast.expr, b: int) -> _Opnd:
@@ -87,14 +111,16 @@ class Lowering:
     def _fallback(method: str, args: list[str]) -> str:
         return f"_RT.{method}({', '.join(args)})"
 
-    def _checks(self, items: list[tuple[int, int, int, int]]) -> tuple[str, list[str]]:
+    def _checks(self, items: list[tuple[int, int, int, int]], *, ranges: bool = True) -> tuple[str, list[str]]:
         """Residue and range checks of operands ``(index, signature, low, high)`` on the *word* (bounds shifted).
 
         All residues are OR-ed (no short circuit), so every operand is evaluated before any fallback runs.
+        ``ranges=False`` leaves out the operand range checks (deferred ``mul``: its result range subsumes them).
         """
         residues = [f"(B{i} - {b}) % {self.A}" for i, b, _, _ in items]
         parts = [f"not ({' | '.join(residues)})"] if residues else []
-        parts += [f"{lo + b} <= R{i} <= {hi + b}" for i, b, lo, hi in items if lo + b <= hi + b]
+        if ranges:
+            parts += [f"{lo + b} <= R{i} <= {hi + b}" for i, b, lo, hi in items if lo + b <= hi + b]
         if any(lo > hi for _, _, lo, hi in items):
             parts.append("False")
         return " and ".join(parts), residues
@@ -134,6 +160,8 @@ class Lowering:
         if bx is None or k is None:
             return None
         x = self._opnd(args[0], bx)
+        if self.deferred:  # an error in x propagates unchanged to x + k
+            return self._build(f"B0 + {k}", [x])
         cond, _ = self._checks([(0, bx, self.lo, self.hi)])
         return self._build(f"R0 + {k} if {cond} else {self._fallback('mov', ['R0', str(bx), str(k)])}", [x])
 
@@ -155,12 +183,13 @@ class Lowering:
         if got is None:
             return None
         bx, by, k, ops = got
-        cond, _ = self._checks(self._operand_checks(ops, [bx, by]))
+        cond, _ = ("", []) if self.deferred else self._checks(self._operand_checks(ops, [bx, by]))
         sign = "+" if m == "add" else "-"
         z = self.tmp()
         # add: u + w = x + y - bx - by; sub: u - w = x - y - bx + by. Range of the functional result.
         off = bx + by if m == "add" else bx - by
-        range_check = f"{self.lo + off} <= ({z} := R0 {sign} R1) <= {self.hi + off}"
+        a, b = ("B0", "B1") if self.deferred else ("R0", "R1")
+        range_check = f"{self.lo + off} <= ({z} := {a} {sign} {b}) <= {self.hi + off}"
         cond = f"{cond} and {range_check}" if cond else range_check
         fb = self._fallback(m, ["R0", str(bx), "R1", str(by), str(k)])
         return self._build(f"{z} + {k} if {cond} else {fb}", ops)
@@ -172,7 +201,10 @@ class Lowering:
         if bx is None or k is None:
             return None
         x = self._opnd(args[0], bx)
-        cond, _ = self._checks([(0, bx, max(self.lo, -self.hi), min(self.hi, -self.lo))])
+        if self.deferred:  # only the result range: lo <= bx - x <= hi
+            cond = f"{bx - self.hi} <= B0 <= {bx - self.lo}"
+        else:
+            cond, _ = self._checks([(0, bx, max(self.lo, -self.hi), min(self.hi, -self.lo))])
         return self._build(f"{k} - R0 if {cond} else {self._fallback('neg', ['R0', str(bx), str(k)])}", [x])
 
     def _l_mul(self, _m: str, args: list[ast.expr], ints: list[int | None]) -> ast.expr | None:
@@ -180,7 +212,7 @@ class Lowering:
         if got is None:
             return None
         bx, by, k, ops = got
-        cond, _ = self._checks(self._operand_checks(ops, [bx, by]))
+        cond, _ = self._checks(self._operand_checks(ops, [bx, by]), ranges=not self.deferred)
         x, y = ops
         if y.const is not None:
             prod = f"{self._value(x, 0, bx)} * {y.const}"
@@ -237,7 +269,10 @@ class Lowering:
         x = self._opnd(args[0], bx)
         c = self._sig(m, bx, 0) * self.s + k
         p = 1 << n
-        if m == "shl":  # u << n must stay in range: u in [ceil(lo / 2**n), floor(hi / 2**n)]
+        if m == "shl" and self.deferred:  # only the result range: u * 2**n in [lo, hi]
+            cond = f"{-(-self.lo // p) + bx} <= B0 <= {self.hi // p + bx}"
+            value = f"(R0 - {bx}) * {p} + {c}"
+        elif m == "shl":  # u << n must stay in range: u in [ceil(lo / 2**n), floor(hi / 2**n)]
             cond, _ = self._checks([(0, bx, max(self.lo, -(-self.lo // p)), min(self.hi, self.hi // p))])
             value = f"(R0 - {bx}) * {p} + {c}"
         else:  # floor(A*x / (A * 2**n)) == x >> n; the remainder check is implied by the floor division
@@ -252,9 +287,16 @@ class Lowering:
         if got is None:
             return None
         bx, by, k, ops = got
-        cond, _ = self._checks(self._operand_checks(ops, [bx, by]))
         c = self._sig(m, bx, by) * self.s + k
         x, y = ops
+        if self.deferred and x.const is None and y.const is None:  # check the difference (see EncodedOps._diff)
+            d, off = self.tmp(), bx - by
+            cond = f"not (({d} := B0 - B1) - {off}) % {self.A}"
+            cond += f" and {self.lo - self.hi + off} <= {d} <= {self.hi - self.lo + off}"
+            value = f"({self.A + c} if {d} {_CMP[m]} {off} else {c})"
+            fb = self._fallback(m, ["R0", str(bx), "R1", str(by), str(k)])
+            return self._build(f"{value} if {cond} else {fb}", ops)
+        cond, _ = self._checks(self._operand_checks(ops, [bx, by]))
         if y.const is not None:
             test = f"R0 {_CMP[m]} {self.A * y.const + bx}"
         elif x.const is not None:
@@ -280,11 +322,18 @@ class Lowering:
         if bc is None or bx is None or by is None or bz is None:
             return None
         ops = [self._opnd(args[0], bc), self._opnd(args[2], bx), self._opnd(args[4], by)]
-        items = [(0, bc, 0, self.A)] + [(i, b, self.lo, self.hi) for i, b in ((1, bx), (2, by)) if ops[i].const is None]
-        cond, _ = self._checks(items)
+        items = [(0, bc, 0, self.A)]
+        if not self.deferred:
+            items += [(i, b, self.lo, self.hi) for i, b in ((1, bx), (2, by)) if ops[i].const is None]
+            cond, _ = self._checks(items)
+        else:  # the selected operand's error propagates; both operands are still evaluated first, as in the call
+            evals = "".join(f" | (B{i} is None)" for i in (1, 2) if ops[i].bind is not ops[i].ref)
+            cond = f"not ((B0 - {bc}) % {self.A}{evals}) and {bc} <= R0 <= {self.A + bc}"
         x_txt = str(self.A * ops[1].const + bz) if ops[1].const is not None else f"R1 + {bz - bx}"
         y_txt = str(self.A * ops[2].const + bz) if ops[2].const is not None else f"R2 + {bz - by}"
         fb = self._fallback("select", ["R0", str(bc), "R1", str(bx), "R2", str(by), str(bz)])
+        if self.deferred and not evals:  # the condition must be exactly A + bc or bc, as ALU's _bools requires
+            return self._build(f"{x_txt} if B0 == {self.A + bc} else ({y_txt} if R0 == {bc} else {fb})", ops)
         return self._build(f"({x_txt} if R0 != {bc} else {y_txt}) if {cond} else {fb}", ops)
 
     def _l_branch(self, _m: str, args: list[ast.expr], ints: list[int | None]) -> ast.expr | None:
@@ -314,14 +363,15 @@ class Lowering:
             return None
         i = self._opnd(args[1], bi)
         a = arr.id
+        words, versions, sig, length = self._mem(a)
         n, w = self.tmp(), self.tmp()
         if i.const is not None and i.const >= 0:
-            cond, idx = f"{i.const} < _e_len({a}.words)", str(i.const)
-        else:
-            chk, _ = self._checks([(0, bi, self.lo, self.hi)])
-            cond, idx = f"{chk} and 0 <= ({n} := (R0 - {bi}) // {self.A}) < _e_len({a}.words)", n
-        ver = f" - {a}.versions[{idx}]" if self.versioned else ""
-        word = f"({w} := {a}.words[{idx}] - {a}.sig{ver})"
+            cond, idx = f"{i.const} < {length}", str(i.const)
+        else:  # a valid residue and 0 <= index < len imply the range check of the index word
+            cond = f"not (B0 - {bi}) % {self.A} and 0 <= ({n} := (R0 - {bi}) // {self.A}) < {length}"
+            idx = n
+        ver = f" - {versions}[{idx}]" if self.versioned else ""
+        word = f"({w} := {words}[{idx}] - {sig}{ver})"
         cond += f" and not {word} % {self.A} and {self.lo} <= {w} <= {self.hi}"
         fb = self._fallback("load", [a, "R0", str(bi), str(bout)])
         return self._build(f"{w} + {bout} if {cond} else {fb}", [i])
@@ -330,21 +380,22 @@ class Lowering:
         arr, bout = args[0], ints[1]
         if not isinstance(arr, ast.Name) or bout is None:
             return None
-        return ast.parse(f"{self.A} * _e_len({arr.id}.words) + {bout}", mode="eval").body
+        return ast.parse(f"{self.A} * {self._mem(arr.id)[3]} + {bout}", mode="eval").body
 
     def store(self, arr: str, idx: ast.expr, bi: int, value: ast.expr, bv: int) -> list[ast.stmt]:
         """``_RT.store(arr, idx, bi, value, bv)`` as statements: checks inline, the ALU on any failure."""
         i, v, n, d = self.tmp(), self.tmp(), self.tmp(), self.tmp()
+        words, versions, sig, length = self._mem(arr)
+        # A valid index residue and 0 <= index < len imply the index range check; the value is fully checked.
         lines = [
-            f"if not (({i} - {bi}) % {self.A} | ({v} - {bv}) % {self.A}) and {self.lo + bi} <= {i} <= {self.hi + bi}"
-            f" and {self.lo + bv} <= {v} <= {self.hi + bv} and 0 <= ({n} := ({i} - {bi}) // {self.A})"
-            f" < _e_len({arr}.words):",
+            f"if not (({i} - {bi}) % {self.A} | ({v} - {bv}) % {self.A}) and {self.lo + bv} <= {v} <= {self.hi + bv}"
+            f" and 0 <= ({n} := ({i} - {bi}) // {self.A}) < {length}:",
         ]
         if self.versioned:
-            lines.append(f"    {arr}.versions[{n}] = {d} = ({arr}.versions[{n}] + 1) % {self.A}")
-            lines.append(f"    {arr}.words[{n}] = {v} - {bv} + {arr}.sig + {d}")
+            lines.append(f"    {versions}[{n}] = {d} = ({versions}[{n}] + 1) % {self.A}")
+            lines.append(f"    {words}[{n}] = {v} - {bv} + {sig} + {d}")
         else:
-            lines.append(f"    {arr}.words[{n}] = {v} - {bv} + {arr}.sig")
+            lines.append(f"    {words}[{n}] = {v} - {bv} + {sig}")
         lines += ["else:", f"    {self._fallback('store', [arr, i, str(bi), v, str(bv)])}"]
         body = ast.parse("\n".join(lines)).body
         assign = [

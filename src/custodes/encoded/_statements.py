@@ -45,6 +45,10 @@ class _Statements:
             return self.c.low.store(arr.id, idx, bi, value, bv)
         return [_expr_stmt(_call("store", arr, idx, bi, value, bv))]
 
+    def hoist(self, name: str) -> list[ast.stmt]:
+        """Production form: refresh the locals that hold array ``name``'s attributes after it is (re)assigned."""
+        return self.c.low.hoist(name) if self.c.low is not None else []
+
     def block(self, nodes: list[ast.stmt]) -> list[ast.stmt]:
         out: list[ast.stmt] = []
         for node in nodes:
@@ -111,9 +115,9 @@ class _Statements:
                         raise c.err(value, "an array literal must be [int_constant] * length")
                     c.lit(fill.value, 0, fill)  # range check of the fill value
                     n, bn, _ = c.expr(value.right)  # type: ignore[attr-defined]
-                    return [_assign(name, self.c.op("new_array", n, bn, fill.value, c.sigs[name]))]
+                    return [_assign(name, self.c.op("new_array", n, bn, fill.value, c.sigs[name])), *self.hoist(name)]
                 if isinstance(value, ast.Name) and value.id in c.arrays:
-                    return [_assign(name, _load(value.id))]
+                    return [_assign(name, _load(value.id)), *self.hoist(name)]
                 raise c.err(node, f"array variable {name!r} can only be assigned an array")
             if _is_list_mult(value) or (isinstance(value, ast.Name) and value.id in c.arrays):
                 raise c.err(node, f"{name!r} is used as an integer elsewhere")
@@ -249,6 +253,7 @@ def compile_body(comp: _Compiler) -> ast.Module:
             prologue.append(_assign(f"{_PREFIX}in_{name}", _load(name)))
             prologue.append(_assign(f"{_PREFIX}arr_{name}", comp.op("enc_array", _load(name), comp.sigs[name])))
             prologue.append(_assign(name, _load(f"{_PREFIX}arr_{name}")))
+            prologue.extend(s.hoist(name))
         else:
             prologue.append(_assign(name, comp.op("enc", _load(name), comp.sigs[name])))
     body = list(fn.body)

@@ -39,7 +39,7 @@ from custodes.encoded.faults import (
     slots,
 )
 from custodes.encoded.kernels import KERNELS, Kernel
-from custodes.encoded.ops import EncodedOps
+from custodes.encoded.ops import DEFAULT_CHECKS, EncodedOps
 
 __all__ = [
     "Outcome",
@@ -113,9 +113,10 @@ class Variant:
     word_bits: int
 
 
-def encoded_variant(code: Code) -> Variant:
-    """The encoded variant under ``code``."""
-    return Variant("encoded", lambda: EncodedOps(code), code.nbits)
+def encoded_variant(code: Code, checks: str = DEFAULT_CHECKS) -> Variant:
+    """The encoded variant under ``code``, with operand checks placed as ``checks`` says (see ``ops.py``)."""
+    EncodedOps(code, checks)  # validates ``checks`` now, not in the first run
+    return Variant("encoded", lambda: EncodedOps(code, checks), code.nbits)
 
 
 def unencoded_variant() -> Variant:
@@ -186,11 +187,13 @@ def run_campaign(
     seed: int = 0,
     max_bits: int = 2,
     variants: Iterable[Variant] | None = None,
+    checks: str = DEFAULT_CHECKS,
 ) -> dict[str, dict[str, Tally]]:
     """``n`` injections per model and variant on a built-in kernel: ``{model: {variant: Tally}}``."""
     kernel = KERNELS[kernel_name]
     args = kernel.default_args()
-    chosen = list(variants) if variants is not None else [encoded_variant(code or Code()), unencoded_variant()]
+    default = [encoded_variant(code or Code(), checks), unencoded_variant()]
+    chosen = list(variants) if variants is not None else default
     out: dict[str, dict[str, Tally]] = {}
     for model in models:
         out[model.value] = {}

@@ -10,8 +10,9 @@ store; a fault that loses both the word and its version is not detected (docs/en
 from __future__ import annotations
 
 from collections.abc import Iterable
+from operator import sub
 
-from custodes.encoded.code import Code
+from custodes.encoded.code import Code, Scheme
 from custodes.encoded.errors import EncodedUsageError, FaultDetectedError
 
 __all__ = ["EncodedArray", "EncodedCell"]
@@ -26,14 +27,15 @@ class EncodedArray:
     __slots__ = ("_versioned", "code", "sig", "versions", "words")
 
     def __init__(self, code: Code, values: Iterable[int], sig: int = 0) -> None:
-        if not 0 <= sig < code.A or (sig and not code.signed):
+        if not 0 <= sig < code.A or (sig and code.scheme is Scheme.AN):
             raise EncodedUsageError(None, "array signature must lie in [0, A) and needs ANB or ANBD")
         self.code = code
         self.sig = sig
-        self._versioned = code.versioned
+        self._versioned = code.scheme is Scheme.ANBD
         vals = list(values)
         A, lo, hi = code.A, code.min_value, code.max_value
-        if all(type(v) is int and lo <= v <= hi for v in vals):  # the common case, without a call per value
+        # The common case in C-level passes (types, min, max), without a Python-level test per value.
+        if not vals or (set(map(type, vals)) == {int} and lo <= min(vals) and max(vals) <= hi):
             self.words: list[int] = [A * v + sig for v in vals]
         else:
             self.words = [code.encode(v, sig) for v in vals]  # raises EncodedRangeError for the first bad value
@@ -78,16 +80,21 @@ class EncodedArray:
         return self.code.decode(self.load_word(index, 0))
 
     def to_list(self) -> list[int]:
-        """All values, decoded and checked (the same checks as :meth:`get`, without a call per element)."""
+        """All values, decoded and checked (the same checks as :meth:`get`, without a call per element).
+
+        ``u == A * ((u - sig) // A) + sig`` holds iff ``(u - sig) % A == 0``, so one list comparison checks every
+        residue; ``min``/``max`` check the range.
+        """
         A, sig = self.code.A, self.sig
-        lo, hi = A * self.code.min_value, A * self.code.max_value
-        out = []
-        for i, (word, d) in enumerate(zip(self.words, self.versions, strict=True)):
-            u = word - sig - d
-            if u % A or not lo <= u <= hi:
+        us = list(map(sub, self.words, self.versions)) if self._versioned else self.words
+        values = [(u - sig) // A for u in us]
+        if [A * v + sig for v in values] != us or (
+            values and (min(values) < self.code.min_value or max(values) > self.code.max_value)
+        ):
+            for i in range(len(values)):
                 self.get(i)  # raises with the precise reason
-            out.append(u // A)
-        return out
+            raise FaultDetectedError("RESIDUE", "load")  # fail closed: not reached if get() agrees
+        return values
 
 
 class EncodedCell:

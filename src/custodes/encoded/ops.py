@@ -1,10 +1,22 @@
 """The encoded ALU: checked operations on code words with static signatures.
 
 Every operation takes code words together with the signatures the *program* expects them to carry (constants fixed
-at transform time, never read from the data), checks each operand, computes, and returns the result with the raw
-signature of ``_sig.signature_of`` plus a constant ``k`` chosen by the caller. Operands are checked before use, so a
-corrupted word is caught at its first use, and with valid operands no intermediate exceeds ``2*nbits`` bits
-(products) or ``nbits`` bits (results): the emulated words never need a silent wrap.
+at transform time, never read from the data), computes, and returns the result with the raw signature of
+``_sig.signature_of`` plus a constant ``k`` chosen by the caller. Where operands are checked depends on ``checks``:
+
+* ``"every-op"``: every operation checks every operand (residue and range) before use.
+* ``"deferred"`` (the default): the operations that *propagate* an error unchanged (``add sub neg mov shl`` and the
+  operands of ``select``: ``(x + e) + y = (x + y) + e``) skip their operand checks; they check only the range of
+  their result (functional overflow), computed on wrapping n-bit words as hardware would. Every operation that
+  could *mask* an error or that leaves the encoded domain checks its operands: ``mul`` (a factor ``≡ 0 mod A``
+  would cancel ``e``), ``div mod shr``, comparisons (on the difference ``c_x - c_y`` they decide on, which carries
+  any operand error), logic, branches, loads, stores, ``dec`` and ``chk``. An error therefore survives until its
+  first such consumer, where residue and signature are checked as in ``every-op``.
+  ``mul`` checks operand residues; its result range check subsumes the operand range checks, because a non-zero
+  factor cannot bring an out-of-range value back into range (docs/encoded.md, "Where checks happen").
+
+When a check fails, the method diagnoses it the every-op way (the faulty operand first, then overflow), so the
+reason codes are the same in both modes.
 
 The unencoded baseline with the same interface is :class:`~custodes.encoded.baseline.PlainOps`.
 """
@@ -14,22 +26,29 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from custodes.encoded._sig import OP_SALT
-from custodes.encoded.code import Code
-from custodes.encoded.errors import EncodedOverflowError, FaultDetectedError
+from custodes.encoded.code import Code, wrap
+from custodes.encoded.errors import EncodedOverflowError, EncodedUsageError, FaultDetectedError
 from custodes.encoded.memory import EncodedArray
 
-__all__ = ["EncodedOps"]
+__all__ = ["CHECKS", "DEFAULT_CHECKS", "EncodedOps"]
 
 _S = OP_SALT
+#: Where operands are checked: at every operation, or deferred to the operations that could mask an error.
+CHECKS = ("deferred", "every-op")
+DEFAULT_CHECKS = "deferred"
 
 
 class EncodedOps:
     """Checked encoded operations for one :class:`Code`. Raises :class:`FaultDetectedError` on a bad word."""
 
-    __slots__ = ("A", "_hi", "_lo", "_s", "code", "word_bits")
+    __slots__ = ("A", "_every", "_hi", "_lo", "_s", "checks", "code", "word_bits")
 
-    def __init__(self, code: Code) -> None:
+    def __init__(self, code: Code, checks: str = DEFAULT_CHECKS) -> None:
+        if checks not in CHECKS:
+            raise EncodedUsageError(None, f"checks must be one of {', '.join(CHECKS)}")
         self.code = code
+        self.checks = checks
+        self._every = checks == "every-op"
         self.A = code.A
         self.word_bits = code.nbits
         self._lo = code.A * code.min_value
@@ -37,7 +56,7 @@ class EncodedOps:
         self._s = 1 if code.signed else 0
 
     def __repr__(self) -> str:
-        return f"EncodedOps({self.code!r})"
+        return f"EncodedOps({self.code!r}, checks={self.checks!r})"
 
     # -- checks ---------------------------------------------------------------------------------------------------
     def _fault(self, c: int, b: int, where: str) -> FaultDetectedError:
@@ -46,6 +65,22 @@ class EncodedOps:
 
     def _overflow(self, where: str) -> EncodedOverflowError:
         return EncodedOverflowError(None, f"result of {where} outside [{self.code.min_value}, {self.code.max_value}]")
+
+    def _operand(self, c: int, b: int, where: str) -> None:
+        u = c - b
+        if u % self.A or not self._lo <= u <= self._hi:
+            raise self._fault(c, b, where)
+
+    def _propagated(self, z: int, off: int, where: str, *operands: tuple[int, int]) -> int:
+        """Deferred mode: the n-bit result ``z`` of an additive op (raw signature ``off``) must be in range.
+
+        On failure the operands are diagnosed first, so a corrupted operand is reported as a fault, not overflow.
+        """
+        if not self._lo <= z - off <= self._hi:
+            for c, b in operands:
+                self._operand(c, b, where)
+            raise self._overflow(where)
+        return z
 
     def chk(self, c: int, b: int) -> int:
         """Check ``c`` against signature ``b`` and return it."""
@@ -67,7 +102,9 @@ class EncodedOps:
 
     # -- arithmetic -----------------------------------------------------------------------------------------------
     def mov(self, x: int, bx: int, k: int) -> int:
-        """Copy with re-signature: ``x + k``."""
+        """Copy with re-signature: ``x + k`` (deferred: unchecked, the error propagates)."""
+        if not self._every:
+            return x + k
         u = x - bx
         if u % self.A or not self._lo <= u <= self._hi:
             raise self._fault(x, bx, "mov")
@@ -75,6 +112,8 @@ class EncodedOps:
 
     def add(self, x: int, bx: int, y: int, by: int, k: int) -> int:
         """Encoded ``x + y``; raw signature ``bx + by``."""
+        if not self._every:
+            return self._propagated(wrap(x + y, self.word_bits), bx + by, "add", (x, bx), (y, by)) + k
         A, lo, hi = self.A, self._lo, self._hi
         u, w = x - bx, y - by
         if u % A or w % A or not (lo <= u <= hi and lo <= w <= hi):
@@ -85,6 +124,8 @@ class EncodedOps:
 
     def sub(self, x: int, bx: int, y: int, by: int, k: int) -> int:
         """Encoded ``x - y``; raw signature ``bx - by``."""
+        if not self._every:
+            return self._propagated(wrap(x - y, self.word_bits), bx - by, "sub", (x, bx), (y, by)) + k
         A, lo, hi = self.A, self._lo, self._hi
         u, w = x - bx, y - by
         if u % A or w % A or not (lo <= u <= hi and lo <= w <= hi):
@@ -95,6 +136,8 @@ class EncodedOps:
 
     def neg(self, x: int, bx: int, k: int) -> int:
         """Encoded ``-x``; raw signature ``-bx``."""
+        if not self._every:
+            return self._propagated(wrap(-x, self.word_bits), -bx, "neg", (x, bx)) + k
         u = x - bx
         if u % self.A or not self._lo <= u <= self._hi:
             raise self._fault(x, bx, "neg")
@@ -106,10 +149,12 @@ class EncodedOps:
         """Encoded ``x * y``: ``(A*x)(A*y) / A`` in a 2n-bit intermediate; raw signature ``bx*by mod A``."""
         A, lo, hi = self.A, self._lo, self._hi
         u, w = x - bx, y - by
-        if u % A or w % A or not (lo <= u <= hi and lo <= w <= hi):
+        if u % A or w % A or (self._every and not (lo <= u <= hi and lo <= w <= hi)):
             raise self._fault(x, bx, "mul") if (u % A or not lo <= u <= hi) else self._fault(y, by, "mul")
         z = (u * w) // A
         if not lo <= z <= hi:
+            self._operand(x, bx, "mul")  # deferred: an out-of-range factor is a fault, not an overflow
+            self._operand(y, by, "mul")
             raise self._overflow("mul")
         return z + (bx * by) % A * self._s + k
 
@@ -140,6 +185,9 @@ class EncodedOps:
 
     def shl(self, x: int, bx: int, n: int, k: int) -> int:
         """Encoded ``x << n`` for a constant ``n >= 0``: multiplication by ``2**n`` is homomorphic."""
+        if not self._every:
+            z = self._propagated(wrap((x - bx) << n, self.word_bits), 0, "shl", (x, bx))
+            return z + (bx + _S["shl"]) % self.A * self._s + k
         u = x - bx
         if u % self.A or not self._lo <= u <= self._hi:
             raise self._fault(x, bx, "shl")
@@ -161,53 +209,55 @@ class EncodedOps:
         return A * q + (bx + _S["shr"]) % A * self._s + k
 
     # -- comparisons and logic: results are encoded booleans A*v + b, v in {0, 1} --------------------------------
-    def lt(self, x: int, bx: int, y: int, by: int, k: int) -> int:
-        """Encoded ``x < y`` (A > 0 preserves order)."""
+    def _diff(self, x: int, bx: int, y: int, by: int, where: str) -> int:
+        """The checked difference ``u - w`` of two operands (A > 0 preserves order, so it decides every comparison).
+
+        Every-op: both operands are checked. Deferred: the n-bit difference itself is checked. A comparison depends
+        on the operands only through their difference, into which an operand error ``e`` propagates unchanged: an
+        error that survives in the difference changes it by ``e``, and ``e`` not ``≡ 0 mod A`` is detected.
+        """
         A, lo, hi = self.A, self._lo, self._hi
-        u, w = x - bx, y - by
-        if u % A or w % A or not (lo <= u <= hi and lo <= w <= hi):
-            raise self._fault(x, bx, "lt") if (u % A or not lo <= u <= hi) else self._fault(y, by, "lt")
-        return (A if u < w else 0) + (bx + 2 * by + _S["lt"]) % A * self._s + k
+        if self._every:
+            u, w = x - bx, y - by
+            if u % A or w % A or not (lo <= u <= hi and lo <= w <= hi):
+                raise self._fault(x, bx, where) if (u % A or not lo <= u <= hi) else self._fault(y, by, where)
+            return u - w
+        d = wrap(x - y, self.word_bits) - (bx - by)
+        if d % A or not lo - hi <= d <= hi - lo:
+            self._operand(x, bx, where)
+            self._operand(y, by, where)
+            raise FaultDetectedError("RESIDUE", where)  # only reachable through a wrapped difference
+        return d
+
+    def lt(self, x: int, bx: int, y: int, by: int, k: int) -> int:
+        """Encoded ``x < y``."""
+        d = self._diff(x, bx, y, by, "lt")
+        return (self.A if d < 0 else 0) + (bx + 2 * by + _S["lt"]) % self.A * self._s + k
 
     def le(self, x: int, bx: int, y: int, by: int, k: int) -> int:
         """Encoded ``x <= y``."""
-        A, lo, hi = self.A, self._lo, self._hi
-        u, w = x - bx, y - by
-        if u % A or w % A or not (lo <= u <= hi and lo <= w <= hi):
-            raise self._fault(x, bx, "le") if (u % A or not lo <= u <= hi) else self._fault(y, by, "le")
-        return (A if u <= w else 0) + (bx + 2 * by + _S["le"]) % A * self._s + k
+        d = self._diff(x, bx, y, by, "le")
+        return (self.A if d <= 0 else 0) + (bx + 2 * by + _S["le"]) % self.A * self._s + k
 
     def eq(self, x: int, bx: int, y: int, by: int, k: int) -> int:
         """Encoded ``x == y``."""
-        A, lo, hi = self.A, self._lo, self._hi
-        u, w = x - bx, y - by
-        if u % A or w % A or not (lo <= u <= hi and lo <= w <= hi):
-            raise self._fault(x, bx, "eq") if (u % A or not lo <= u <= hi) else self._fault(y, by, "eq")
-        return (A if u == w else 0) + (bx + 2 * by + _S["eq"]) % A * self._s + k
+        d = self._diff(x, bx, y, by, "eq")
+        return (self.A if d == 0 else 0) + (bx + 2 * by + _S["eq"]) % self.A * self._s + k
 
     def ne(self, x: int, bx: int, y: int, by: int, k: int) -> int:
         """Encoded ``x != y``."""
-        A, lo, hi = self.A, self._lo, self._hi
-        u, w = x - bx, y - by
-        if u % A or w % A or not (lo <= u <= hi and lo <= w <= hi):
-            raise self._fault(x, bx, "ne") if (u % A or not lo <= u <= hi) else self._fault(y, by, "ne")
-        return (A if u != w else 0) + (bx + 2 * by + _S["ne"]) % A * self._s + k
+        d = self._diff(x, bx, y, by, "ne")
+        return (self.A if d != 0 else 0) + (bx + 2 * by + _S["ne"]) % self.A * self._s + k
 
     def gt(self, x: int, bx: int, y: int, by: int, k: int) -> int:
         """Encoded ``x > y``."""
-        A, lo, hi = self.A, self._lo, self._hi
-        u, w = x - bx, y - by
-        if u % A or w % A or not (lo <= u <= hi and lo <= w <= hi):
-            raise self._fault(x, bx, "gt") if (u % A or not lo <= u <= hi) else self._fault(y, by, "gt")
-        return (A if u > w else 0) + (bx + 2 * by + _S["gt"]) % A * self._s + k
+        d = self._diff(x, bx, y, by, "gt")
+        return (self.A if d > 0 else 0) + (bx + 2 * by + _S["gt"]) % self.A * self._s + k
 
     def ge(self, x: int, bx: int, y: int, by: int, k: int) -> int:
         """Encoded ``x >= y``."""
-        A, lo, hi = self.A, self._lo, self._hi
-        u, w = x - bx, y - by
-        if u % A or w % A or not (lo <= u <= hi and lo <= w <= hi):
-            raise self._fault(x, bx, "ge") if (u % A or not lo <= u <= hi) else self._fault(y, by, "ge")
-        return (A if u >= w else 0) + (bx + 2 * by + _S["ge"]) % A * self._s + k
+        d = self._diff(x, bx, y, by, "ge")
+        return (self.A if d >= 0 else 0) + (bx + 2 * by + _S["ge"]) % self.A * self._s + k
 
     def _bools(self, x: int, bx: int, y: int, by: int, where: str) -> tuple[int, int]:
         u, w = x - bx, y - by
@@ -231,10 +281,13 @@ class EncodedOps:
         return self.A - u + (bx + _S["lnot"]) % self.A * self._s + k
 
     def select(self, c: int, bc: int, x: int, bx: int, y: int, by: int, bz: int) -> int:
-        """Branch-free ``x if c else y`` (both operands evaluated and checked); result signature ``bz``."""
+        """Branch-free ``x if c else y``: the condition is checked; both operands are evaluated, and checked in every-op
+        mode (deferred: the selected operand's error propagates). Result signature ``bz``."""
         cu, _ = self._bools(c, bc, c, bc, "select")
         A, lo, hi = self.A, self._lo, self._hi
         u, w = x - bx, y - by
+        if not self._every:  # deferred: the selected operand's error propagates to the result
+            return (u if cu else w) + bz
         if u % A or w % A or not (lo <= u <= hi and lo <= w <= hi):
             raise self._fault(x, bx, "select") if (u % A or not lo <= u <= hi) else self._fault(y, by, "select")
         return w + (cu // A) * (u - w) + bz

@@ -27,7 +27,7 @@ from custodes.encoded._lower import runtime_names
 from custodes.encoded.baseline import PlainOps
 from custodes.encoded.code import Code
 from custodes.encoded.errors import EncoderError
-from custodes.encoded.ops import EncodedOps
+from custodes.encoded.ops import DEFAULT_CHECKS, EncodedOps
 
 __all__ = ["EncodedFunction", "encoded"]
 
@@ -40,11 +40,13 @@ class EncodedFunction:
     Attributes:
         original: the undecorated function.
         code: the code the production form uses.
+        checks: where the production form checks operands (``"deferred"`` or ``"every-op"``, see ``ops.py``).
     """
 
-    def __init__(self, fn: Callable[..., Any], code: Code) -> None:
+    def __init__(self, fn: Callable[..., Any], code: Code, checks: str = DEFAULT_CHECKS) -> None:
         self.original = fn
         self.code = code
+        self.checks = checks
         self.__name__ = fn.__name__
         self.__qualname__ = fn.__qualname__
         self.__doc__ = fn.__doc__
@@ -53,7 +55,11 @@ class EncodedFunction:
         self._consts = {k: v for k, v in fn.__globals__.items() if type(v) is int}
         self._lock = threading.Lock()
         self._compiled: dict[Target, Any] = {}
-        self._call = self.bind(EncodedOps(code))  # compiles now: unsupported constructs fail at decoration time
+        self._call = self.bind(EncodedOps(code, checks))  # compiles now: unsupported constructs fail at decoration
+        # Calls go straight to the compiled function: a per-instance subclass whose __call__ *is* that function
+        # (a staticmethod), so no Python frame is added. Behaviour is that of ``__call__`` below.
+        cls = type(self)
+        self.__class__ = type(cls.__name__, (cls,), {"__call__": staticmethod(self._call), "__slots__": ()})
 
     def __call__(self, *args: Any) -> Any:
         return self._call(*args)
@@ -66,7 +72,8 @@ class EncodedFunction:
             return Target(A=1, signed=False, kmin=-(1 << 31), kmax=(1 << 31) - 1, plain=True)
         c = ops.code
         inline = inline and type(ops) is EncodedOps
-        return Target(c.A, c.signed, c.min_value, c.max_value, versioned=c.versioned, inline=inline)
+        deferred = inline and ops.checks == "deferred"
+        return Target(c.A, c.signed, c.min_value, c.max_value, versioned=c.versioned, inline=inline, deferred=deferred)
 
     def source(self, ops: EncodedOps | PlainOps | None = None, *, inline: bool = False) -> str:
         """The generated Python source (for review and debugging).
@@ -74,7 +81,7 @@ class EncodedFunction:
         By default the ALU-call form, where every encoded operation is one ``_RT`` call (the form campaigns inject
         into); ``inline=True`` shows the production form, in which each call is lowered to its inline checks.
         """
-        target = self._target(ops or EncodedOps(self.code), inline)
+        target = self._target(ops or EncodedOps(self.code, self.checks), inline)
         return ast.unparse(self._module(target))
 
     def _module(self, target: Target) -> ast.Module:
@@ -130,18 +137,24 @@ def _parse(fn: Callable[..., Any]) -> tuple[ast.FunctionDef, tuple[str, int, int
 
 
 @overload
-def encoded(fn: Callable[..., Any], *, code: Code | None = None) -> EncodedFunction: ...
+def encoded(fn: Callable[..., Any], *, code: Code | None = None, checks: str = ...) -> EncodedFunction: ...
 @overload
-def encoded(fn: None = None, *, code: Code | None = None) -> Callable[[Callable[..., Any]], EncodedFunction]: ...
+def encoded(
+    fn: None = None, *, code: Code | None = None, checks: str = ...
+) -> Callable[[Callable[..., Any]], EncodedFunction]: ...
 
 
 def encoded(
-    fn: Callable[..., Any] | None = None, *, code: Code | None = None
+    fn: Callable[..., Any] | None = None, *, code: Code | None = None, checks: str = DEFAULT_CHECKS
 ) -> EncodedFunction | Callable[[Callable[..., Any]], EncodedFunction]:
-    """Decorator: ``@encoded`` or ``@encoded(code=Code.anb())``. The default code is ``Code()`` (ANBD, A=58659)."""
+    """Decorator: ``@encoded`` or ``@encoded(code=Code.anb(), checks="every-op")``.
+
+    The default code is ``Code()`` (ANBD, A=58659); the default ``checks="deferred"`` checks each value where an
+    operation could mask its error (docs/encoded.md, "Where checks happen").
+    """
     chosen = code or Code()
 
     def wrap(f: Callable[..., Any]) -> EncodedFunction:
-        return EncodedFunction(f, chosen)
+        return EncodedFunction(f, chosen, checks)
 
     return wrap(fn) if fn is not None else wrap

@@ -50,3 +50,16 @@ def test_exhaustive_mode() -> None:
     assert cell["encoded"]["counts"]["sdc"] == 0
     assert cell["encoded"]["n"] > 50_000
     assert cell["unencoded"]["counts"]["sdc"] > 0
+
+
+def test_checks_option() -> None:
+    for checks in ("deferred", "every-op"):
+        args = ["campaign", "-k", "bubblesort", "-n", "20", "-m", "exchange", "--checks", checks, "--json"]
+        result = RUNNER.invoke(encoded_app, args)
+        assert result.exit_code == 0, result.output
+        doc = json.loads(result.output)
+        assert doc["checks"] == checks
+        assert doc["summary"]["encoded"]["sdc"] == 0 and doc["summary"]["encoded"]["detected"] > 0
+    table = RUNNER.invoke(encoded_app, ["campaign", "-k", "dosage", "-n", "5", "-m", "bitflip"])
+    assert "checks=deferred" in table.output  # the default
+    assert RUNNER.invoke(encoded_app, ["campaign", "-k", "dosage", "--checks", "never"]).exit_code == 2

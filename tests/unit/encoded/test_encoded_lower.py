@@ -26,6 +26,7 @@ from custodes.encoded.kernels import KERNELS
 _EXTRA: dict[str, Any] = {"type_params": []} if "type_params" in ast.FunctionDef._fields else {}
 CODES = [Code(), Code.anb(A=63877), Code.an(), Code.anbd(A=59665, kbits=16, nbits=40)]
 BINARY = ["add", "sub", "mul", "div", "mod", "lt", "le", "eq", "ne", "gt", "ge"]
+CHECKS = st.sampled_from(["deferred", "every-op"])  # each inline form against the ALU of its own mode
 
 
 def _outcome(fn: Any, *args: Any) -> tuple[Any, ...]:
@@ -46,8 +47,13 @@ class _Counter:
         return f"_e_l{self.n}"
 
 
-def _compile(code: Code, method: str, args: list[ast.expr], params: list[str]) -> Any:
-    low = Lowering(code.A, code.signed, code.versioned, code.min_value, code.max_value, _Counter())
+def _low(code: Code, checks: str) -> Lowering:
+    deferred = checks == "deferred"
+    return Lowering(code.A, code.signed, code.versioned, code.min_value, code.max_value, _Counter(), deferred=deferred)
+
+
+def _compile(code: Code, method: str, args: list[ast.expr], params: list[str], checks: str) -> Any:
+    low = _low(code, checks)
     expr = low.lower(method, args)
     if expr is None:  # only a constant zero divisor stays a call (it always raises ZeroDivisionError)
         assert method in ("div", "mod") and isinstance(args[2], ast.Constant)
@@ -64,7 +70,7 @@ def _compile(code: Code, method: str, args: list[ast.expr], params: list[str]) -
         **_EXTRA,
     )
     module = ast.fix_missing_locations(ast.Module(body=[fn], type_ignores=[]))
-    namespace: dict[str, Any] = {"_RT": EncodedOps(code), **runtime_names()}
+    namespace: dict[str, Any] = {"_RT": EncodedOps(code, checks), **runtime_names()}
     exec(compile(module, "<lowered>", "exec"), namespace)
     return namespace["f"]
 
@@ -99,67 +105,80 @@ def _name(n: str) -> ast.Name:
 
 
 @settings(max_examples=400, deadline=None)
-@given(data=st.data(), code=st.sampled_from(CODES), op=st.sampled_from(BINARY), const=st.sampled_from([0, 1, 2]))
-def test_binary_ops_lower_to_the_same_function(data: st.DataObject, code: Code, op: str, const: int) -> None:
+@given(
+    data=st.data(),
+    code=st.sampled_from(CODES),
+    op=st.sampled_from(BINARY),
+    const=st.sampled_from([0, 1, 2]),
+    checks=CHECKS,
+)
+def test_binary_ops_lower_to_the_same_function(
+    data: st.DataObject, code: Code, op: str, const: int, checks: str
+) -> None:
     """``const``: 0 both operands variable, 1 the right one a constant word, 2 the left one."""
     draw = data.draw
     small = op in ("mul", "div", "mod")
     bx, by, bz = _sig(code, draw), _sig(code, draw), _sig(code, draw)
     k = bz - signature_of(op, bx, by, code.A, code.signed)
     x, y = _word(code, draw, bx, small), _word(code, draw, by, small)
-    ops = EncodedOps(code)
+    ops = EncodedOps(code, checks)
     if const == 1:
         args: list[ast.expr] = [_name("x"), ast.Constant(bx), ast.Constant(y), ast.Constant(by), ast.Constant(k)]
-        fn = _compile(code, op, args, ["x"])
+        fn = _compile(code, op, args, ["x"], checks)
         assert _outcome(fn, x) == _outcome(getattr(ops, op), x, bx, y, by, k)
     elif const == 2:
         args = [ast.Constant(x), ast.Constant(bx), _name("y"), ast.Constant(by), ast.Constant(k)]
-        fn = _compile(code, op, args, ["y"])
+        fn = _compile(code, op, args, ["y"], checks)
         assert _outcome(fn, y) == _outcome(getattr(ops, op), x, bx, y, by, k)
     else:
         args = [_name("x"), ast.Constant(bx), _name("y"), ast.Constant(by), ast.Constant(k)]
-        fn = _compile(code, op, args, ["x", "y"])
+        fn = _compile(code, op, args, ["x", "y"], checks)
         assert _outcome(fn, x, y) == _outcome(getattr(ops, op), x, bx, y, by, k)
 
 
 @settings(max_examples=300, deadline=None)
-@given(data=st.data(), code=st.sampled_from(CODES), op=st.sampled_from(["mov", "neg", "shl", "shr", "lnot", "dec"]))
-def test_unary_ops_lower_to_the_same_function(data: st.DataObject, code: Code, op: str) -> None:
+@given(
+    data=st.data(),
+    code=st.sampled_from(CODES),
+    op=st.sampled_from(["mov", "neg", "shl", "shr", "lnot", "dec"]),
+    checks=CHECKS,
+)
+def test_unary_ops_lower_to_the_same_function(data: st.DataObject, code: Code, op: str, checks: str) -> None:
     draw = data.draw
     bx, bz = _sig(code, draw), _sig(code, draw)
     if op == "lnot":
         x = code.A * draw(st.integers(0, 1)) + bx + draw(st.sampled_from([0, 0, 1, -1, code.A]))
     else:
         x = _word(code, draw, bx)
-    ops = EncodedOps(code)
+    ops = EncodedOps(code, checks)
     extra: list[int] = []
     if op in ("shl", "shr"):
         extra = [draw(st.integers(0, 31))]
     sig_op = "mov" if op == "dec" else op
     k = bz - signature_of(sig_op, bx, 0, code.A, code.signed)
     consts = [bx, *extra] if op == "dec" else [bx, *extra, k]
-    fn = _compile(code, op, [_name("x"), *map(ast.Constant, consts)], ["x"])
+    fn = _compile(code, op, [_name("x"), *map(ast.Constant, consts)], ["x"], checks)
     assert _outcome(fn, x) == _outcome(getattr(ops, op), x, *consts)
 
 
 @settings(max_examples=200, deadline=None)
-@given(data=st.data(), code=st.sampled_from(CODES))
-def test_select_branch_expect_enc_lower_to_the_same_function(data: st.DataObject, code: Code) -> None:
+@given(data=st.data(), code=st.sampled_from(CODES), checks=CHECKS)
+def test_select_branch_expect_enc_lower_to_the_same_function(data: st.DataObject, code: Code, checks: str) -> None:
     draw = data.draw
-    ops = EncodedOps(code)
+    ops = EncodedOps(code, checks)
     bc, bx, by, bz = (_sig(code, draw) for _ in range(4))
     c = code.A * draw(st.integers(0, 1)) + bc + draw(st.sampled_from([0, 0, 0, 1, code.A, -code.A]))
     x, y = _word(code, draw, bx), _word(code, draw, by)
     sel = [_name("c"), ast.Constant(bc), _name("x"), ast.Constant(bx), _name("y"), ast.Constant(by), ast.Constant(bz)]
-    fn = _compile(code, "select", sel, ["c", "x", "y"])
+    fn = _compile(code, "select", sel, ["c", "x", "y"], checks)
     assert _outcome(fn, c, x, y) == _outcome(ops.select, c, bc, x, bx, y, by, bz)
-    fn = _compile(code, "branch", [_name("c"), ast.Constant(bc)], ["c"])
+    fn = _compile(code, "branch", [_name("c"), ast.Constant(bc)], ["c"], checks)
     assert _outcome(fn, c) == _outcome(ops.branch, c, bc)
     v = draw(st.integers(0, 1))
-    fn = _compile(code, "expect", [_name("c"), ast.Constant(bc), ast.Constant(v)], ["c"])
+    fn = _compile(code, "expect", [_name("c"), ast.Constant(bc), ast.Constant(v)], ["c"], checks)
     assert _outcome(fn, c) == _outcome(ops.expect, c, bc, v)
     value = draw(st.one_of(st.integers(code.min_value - 2, code.max_value + 2), st.booleans(), st.just(1.0)))
-    fn = _compile(code, "enc", [_name("v"), ast.Constant(bx)], ["v"])
+    fn = _compile(code, "enc", [_name("v"), ast.Constant(bx)], ["v"], checks)
     assert _outcome(fn, value) == _outcome(ops.enc, value, bx)
 
 
@@ -177,20 +196,20 @@ def _array(code: Code, draw: st.DrawFn) -> EncodedArray:
 
 
 @settings(max_examples=200, deadline=None)
-@given(data=st.data(), code=st.sampled_from(CODES))
-def test_memory_ops_lower_to_the_same_function(data: st.DataObject, code: Code) -> None:
+@given(data=st.data(), code=st.sampled_from(CODES), checks=CHECKS)
+def test_memory_ops_lower_to_the_same_function(data: st.DataObject, code: Code, checks: str) -> None:
     draw = data.draw
     arr = _array(code, draw)
     bi, bv, bout = _sig(code, draw), _sig(code, draw), _sig(code, draw)
     i = code.A * draw(st.integers(-7, 7)) + bi + draw(st.sampled_from([0, 0, 0, 1]))
     v = _word(code, draw, bv)
-    ops = EncodedOps(code)
-    load = _compile(code, "load", [_name("a"), _name("i"), ast.Constant(bi), ast.Constant(bout)], ["a", "i"])
+    ops = EncodedOps(code, checks)
+    load = _compile(code, "load", [_name("a"), _name("i"), ast.Constant(bi), ast.Constant(bout)], ["a", "i"], checks)
     assert _outcome(load, copy.deepcopy(arr), i) == _outcome(ops.load, copy.deepcopy(arr), i, bi, bout)
-    length = _compile(code, "length", [_name("a"), ast.Constant(bout)], ["a"])
+    length = _compile(code, "length", [_name("a"), ast.Constant(bout)], ["a"], checks)
     assert length(arr) == ops.length(arr, bout)
     # store: statements, run on two copies of the array; words and versions must end up equal
-    low = Lowering(code.A, code.signed, code.versioned, code.min_value, code.max_value, _Counter())
+    low = _low(code, checks)
     body = low.store("a", _name("i"), bi, _name("v"), bv)
     fn = ast.FunctionDef(
         name="f",
@@ -211,10 +230,11 @@ def test_memory_ops_lower_to_the_same_function(data: st.DataObject, code: Code) 
 
 @pytest.mark.parametrize("name", sorted(KERNELS))
 @pytest.mark.parametrize("code", CODES[:3], ids=["anbd", "anb", "an"])
-def test_inline_and_alu_forms_of_kernels_agree(name: str, code: Code) -> None:
+@pytest.mark.parametrize("checks", ["deferred", "every-op"])
+def test_inline_and_alu_forms_of_kernels_agree(name: str, code: Code, checks: str) -> None:
     kernel = KERNELS[name]
-    fast = kernel.fn.bind(EncodedOps(code))
-    slow = kernel.fn.bind(Injector(EncodedOps(code)))  # the ALU-call form, as campaigns run it
+    fast = kernel.fn.bind(EncodedOps(code, checks))
+    slow = kernel.fn.bind(Injector(EncodedOps(code, checks)))  # the ALU-call form, as campaigns run it
     rng = random.Random(name)
     for _ in range(40):
         args = kernel.random_args(rng)
@@ -238,9 +258,10 @@ def test_inline_form_is_what_calls_run() -> None:
     op=st.sampled_from(["add", "sub", "mul", "div", "lt", "ge"]),
     edge=st.sampled_from(["max", "min"]),
     delta=st.integers(-2, 2),
+    checks=CHECKS,
 )
 def test_lowered_range_checks_are_exact_at_the_overflow_boundary(
-    data: st.DataObject, code: Code, op: str, edge: str, delta: int
+    data: st.DataObject, code: Code, op: str, edge: str, delta: int, checks: str
 ) -> None:
     """Results at and just past the functional range: where folded bounds would be off by a signature."""
     draw = data.draw
@@ -255,10 +276,11 @@ def test_lowered_range_checks_are_exact_at_the_overflow_boundary(
     xv = max(code.min_value - 1, min(code.max_value + 1, xv))
     x, y = code.A * xv + bx, code.A * yv + by
     k = bz - signature_of(op, bx, by, code.A, code.signed)
-    fn = _compile(code, op, [_name("x"), ast.Constant(bx), _name("y"), ast.Constant(by), ast.Constant(k)], ["x", "y"])
-    assert _outcome(fn, x, y) == _outcome(getattr(EncodedOps(code), op), x, bx, y, by, k)
+    args = [_name("x"), ast.Constant(bx), _name("y"), ast.Constant(by), ast.Constant(k)]
+    fn = _compile(code, op, args, ["x", "y"], checks)
+    assert _outcome(fn, x, y) == _outcome(getattr(EncodedOps(code, checks), op), x, bx, y, by, k)
     for unary in ("neg", "shl"):
         extra = [draw(st.integers(0, 3))] if unary == "shl" else []
         kk = bz - signature_of(unary, bx, 0, code.A, code.signed)
-        fn = _compile(code, unary, [_name("x"), *map(ast.Constant, [bx, *extra, kk])], ["x"])
-        assert _outcome(fn, x) == _outcome(getattr(EncodedOps(code), unary), x, bx, *extra, kk)
+        fn = _compile(code, unary, [_name("x"), *map(ast.Constant, [bx, *extra, kk])], ["x"], checks)
+        assert _outcome(fn, x) == _outcome(getattr(EncodedOps(code, checks), unary), x, bx, *extra, kk)

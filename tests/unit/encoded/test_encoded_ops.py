@@ -12,8 +12,10 @@ from custodes.encoded import (
     Code,
     EncodedArray,
     EncodedCell,
+    EncodedError,
     EncodedOps,
     EncodedOverflowError,
+    EncodedUsageError,
     FaultDetectedError,
     PlainOps,
 )
@@ -89,18 +91,44 @@ def test_logic_and_select(a: bool, b: bool, ba: int, bb: int, bz: int, x: int, y
     assert OPS.branch(ca, ba) is a
 
 
+EVERY_OP = EncodedOps(CODE, checks="every-op")
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     op=st.sampled_from(sorted(BINARY)), x=SMALL, y=SMALL, bx=SIG, by=SIG, bit=st.integers(0, 63), which=st.booleans()
 )
 def test_a_flipped_operand_is_detected(op: str, x: int, y: int, bx: int, by: int, bit: int, which: bool) -> None:
+    """Every-op mode: the operation itself raises. Deferred mode: at the latest where the result is consumed."""
     cx, cy = CODE.encode(x, bx), CODE.encode(y, by)
     if which:
         cx = wrap(cx ^ (1 << bit), 64)
     else:
         cy = wrap(cy ^ (1 << bit), 64)
     with pytest.raises(FaultDetectedError):
-        getattr(OPS, op)(cx, bx, cy, by, 0)
+        getattr(EVERY_OP, op)(cx, bx, cy, by, 0)
+    bz = signature_of(op, bx, by, A, True)
+    with pytest.raises(EncodedError):  # deferred: a fault, or the overflow a corrupted addend can cause
+        OPS.dec(getattr(OPS, op)(cx, bx, cy, by, 0), bz)
+    if op not in ("add", "sub"):  # the operations that can mask an error check their operands themselves
+        with pytest.raises(FaultDetectedError):
+            getattr(OPS, op)(cx, bx, cy, by, 0)
+
+
+def test_deferred_is_the_default_and_every_op_remains() -> None:
+    assert OPS.checks == "deferred" and EVERY_OP.checks == "every-op"
+    with pytest.raises(EncodedUsageError):
+        EncodedOps(CODE, checks="never")
+    bad = CODE.encode(5, 7) ^ (1 << 20)
+    z = OPS.add(bad, 7, CODE.encode(1, 9), 9, 0)  # propagates: (x + e) + y = (x + y) + e
+    with pytest.raises(FaultDetectedError) as e:
+        OPS.mul(z, 16, CODE.encode(3, 2), 2, 0)  # a consumer that could mask e checks it
+    assert e.value.reasons == ["RESIDUE"]
+    with pytest.raises(FaultDetectedError) as e:
+        OPS.add(CODE.encode(2**31 - 1, 7) + A * 2**40, 7, CODE.encode(-5, 9), 9, 0)  # out of range: diagnosed
+    assert e.value.reasons == ["RANGE"]
+    with pytest.raises(EncodedOverflowError):
+        OPS.add(CODE.encode(2**31 - 1, 7), 7, CODE.encode(5, 9), 9, 0)
 
 
 def _add_site(code: Code, x: int, y: int, *, exchange: bool = False, wrong_op: str = "") -> int:

@@ -19,7 +19,7 @@ from custodes.encoded import (
 )
 
 VALUES = hnp.arrays(np.int64, st.integers(1, 40), elements=st.integers(-180, 180))
-MODES = st.sampled_from(["eager", "lazy"])
+MODES = st.sampled_from(["eager", "deferred", "lazy"])
 
 
 @settings(max_examples=80, deadline=None)
@@ -75,7 +75,7 @@ def test_a_flipped_word_is_detected(x: np.ndarray, bit: int, index: int, mode: s
 
 
 def test_eager_overflow_and_range() -> None:
-    v = VectorOps()
+    v = VectorOps(check="eager")
     big = v.encode(np.array([30_000]), 1)
     with pytest.raises(EncodedOverflowError):
         v.add(big, big, 2)
@@ -111,7 +111,7 @@ def test_words_are_read_only() -> None:
 @pytest.mark.parametrize("position", [0, 65_535, 65_536, 200_000, 262_143])
 def test_chunked_checks_see_a_flip_in_every_chunk(position: int) -> None:
     """Vectors larger than a check chunk are checked chunk by chunk: a flip anywhere is still detected."""
-    v = VectorOps()
+    v = VectorOps(check="eager")
     x = v.encode(np.arange(262_144, dtype=np.int64) % 1000 - 500, 3)
     v.check(x)
     words = x.words.copy()
@@ -124,3 +124,93 @@ def test_chunked_checks_see_a_flip_in_every_chunk(position: int) -> None:
     big = v.encode(np.full(262_144, 30_000), 5)
     with pytest.raises(EncodedOverflowError):
         v.add(big, big, 6)  # the overflow is in every chunk, the last one included
+    d = VectorOps()  # deferred: the add propagates, its consumers check
+    with pytest.raises(FaultDetectedError):
+        d.decode(d.add(bad, x, 4))
+    with pytest.raises(FaultDetectedError):
+        d.mul(bad, x, 4)
+    with pytest.raises(FaultDetectedError):
+        d.compare("lt", d.add(bad, x, 4), x, 7)
+    with pytest.raises(FaultDetectedError):
+        d.decode(d.add(big, big, 6))  # an additive overflow is caught before the value leaves the encoded domain
+
+
+@settings(max_examples=80, deadline=None)
+@given(x=VALUES, c=st.integers(-180, 180), mode=MODES, n=st.integers(0, 20))
+def test_encoded_constants_take_the_scalar_paths(x: np.ndarray, c: int, mode: str, n: int) -> None:
+    """0-d vectors (encoded constants): multiply the word directly, divide through numpy's scalar division."""
+    v = VectorOps(check=mode)  # type: ignore[arg-type]
+    ex, ec = v.encode(x, 5), v.encode(c, 9)
+    assert ec.words.ndim == 0
+    assert np.array_equal(v.decode(v.mul(ex, ec, 3)), x * c)
+    assert np.array_equal(v.decode(v.mul(ec, ex, 3)), x * c)
+    assert np.array_equal(v.decode(v.shr(ex, n, 4)), x >> n)
+    for op, fn in (("lt", np.less), ("ge", np.greater_equal), ("eq", np.equal)):
+        assert np.array_equal(v.decode(v.compare(op, ex, ec, 6)), fn(x, c).astype(np.int64))
+    assert np.array_equal(v.decode(v.where(v.compare("gt", ex, ec, 6), ec, ex, 7)), np.minimum(x, c))
+    if c == 0:
+        with pytest.raises(ZeroDivisionError):
+            v.floordiv(ex, ec, 1)
+        return
+    assert np.array_equal(v.decode(v.floordiv(ex, ec, 1)), x // c)
+    assert np.array_equal(v.decode(v.mod(ex, ec, 2)), x % c)
+
+
+def test_division_by_minus_one_overflows_and_flips_are_caught_by_consumers() -> None:
+    v = VectorOps()
+    low = v.encode(np.array([-(2**15), 5]), 3)
+    with pytest.raises(EncodedOverflowError):
+        v.floordiv(low, v.encode(-1, 4), 1)
+    with pytest.raises(EncodedOverflowError):
+        v.floordiv(low, v.encode(np.array([-1, 1]), 4), 1)
+    assert np.array_equal(v.decode(v.mod(low, v.encode(-1, 4), 1)), [0, 0])
+    x = v.encode(np.arange(-50, 50), 3)
+    for bit in (0, 17, 40, 63):
+        words = x.words.copy()
+        words[7] ^= np.int64(1) << np.int64(bit) if bit < 63 else np.int64(-(2**63))
+        bad = type(x)(words, 3)
+        for consumer in (
+            lambda b: v.mul(b, v.encode(3, 2), 1),
+            lambda b: v.floordiv(v.add(b, x, 4), v.encode(7, 2), 1),
+            lambda b: v.mod(b, v.encode(-7, 2), 1),
+            lambda b: v.compare("le", v.sub(x, b, 4), x, 1),
+            lambda b: v.where(v.compare("lt", x, v.encode(0, 2), 5), b, x, 1),  # the flip is selected (x < 0)
+            lambda b: v.shr(v.neg(b, 4), 3, 1),
+        ):
+            with pytest.raises(FaultDetectedError):
+                v.decode(consumer(bad))
+
+
+@pytest.mark.parametrize("mode", ["deferred", "eager"])
+def test_chunked_operations_match_numpy_and_stop_in_the_last_chunk(mode: str) -> None:
+    """Every chunked loop over several chunks (and a partial last one): numpy's result; a flip in the last chunk."""
+    v = VectorOps(check=mode)  # type: ignore[arg-type]
+    n = 3 * 32_768 + 5
+    x = np.arange(n, dtype=np.int64) % 301 - 150
+    y = (np.arange(n, dtype=np.int64) * 7) % 199 - 99
+    nz = np.where(y == 0, 3, y)
+    ex, ey, enz, seven = v.encode(x, 3), v.encode(y, 4), v.encode(nz, 5), v.encode(-7, 6)
+    assert np.array_equal(v.decode(v.mul(ex, ey, 7)), x * y)
+    assert np.array_equal(v.decode(v.mul(ex, seven, 7)), x * -7)
+    assert np.array_equal(v.decode(v.add(ex, ey, 8)), x + y)
+    assert np.array_equal(v.decode(v.sub(ex, ey, 8)), x - y)
+    assert np.array_equal(v.decode(v.floordiv(ex, enz, 9)), x // nz)
+    assert np.array_equal(v.decode(v.mod(ex, enz, 9)), x % nz)
+    assert np.array_equal(v.decode(v.floordiv(ex, seven, 9)), x // -7)
+    assert np.array_equal(v.decode(v.mod(ex, seven, 9)), x % -7)
+    c = v.compare("le", ex, ey, 10)
+    assert np.array_equal(v.decode(c), (x <= y).astype(np.int64))
+    assert np.array_equal(v.decode(v.where(c, ex, ey, 11)), np.minimum(x, y))
+    words = ex.words.copy()
+    words[n - 2] ^= np.int64(1) << np.int64(33)
+    bad = type(ex)(words, 3)
+    for consumer in (
+        lambda: v.mul(bad, ey, 7),
+        lambda: v.floordiv(bad, seven, 9),
+        lambda: v.mod(bad, enz, 9),
+        lambda: v.compare("gt", bad, ey, 10),
+        lambda: v.decode(v.where(v.compare("eq", ex, ex, 10), bad, ey, 11)),
+        lambda: v.decode(v.add(bad, ey, 8)),
+    ):
+        with pytest.raises(FaultDetectedError):
+            consumer()
