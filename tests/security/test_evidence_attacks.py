@@ -7,6 +7,7 @@ a throw-away PKI trusted only by a test verifier.
 
 from __future__ import annotations
 
+import base64
 import json
 import struct
 import warnings
@@ -343,3 +344,33 @@ def test_snp_serial_zero_leaf_never_reaches_cryptography(monkeypatch: pytest.Mon
         warnings.simplefilter("error")
         assert snp(1).tee == "sev-snp"
         assert snp(4).tee == "sev-snp"
+
+
+def _pem_edit(quote: bytes, edit: str) -> bytes:
+    """Edits of the quote's (unsigned) PCK chain PEM that leave the certificates themselves unchanged."""
+    end = quote.rfind(b"-----END CERTIFICATE-----") + len(b"-----END CERTIFICATE-----")
+    raw = bytearray(quote)
+    if edit == "newline-to-nul":
+        raw[end] = 0
+    elif edit == "nul-to-newline":
+        raw[end + 1] = ord("\n")
+    else:  # a base64 character whose changed bits are padding: the same DER decodes from both
+        alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+        pad = quote.rfind(b"=\n-----END CERTIFICATE-----")
+        assert pad > 0, "the vector's last certificate needs base64 padding for this case"
+        last = pad - 2 if quote[pad - 1] == ord("=") else pad - 1
+        unused = 0b1111 if quote[pad - 1] == ord("=") else 0b11  # '==' leaves 4 spare bits, '=' leaves 2
+        index = alphabet.index(quote[last])
+        raw[last] = alphabet[(index & ~unused) | ((index + 1) & unused)]
+        assert base64.b64decode(bytes(raw[pad - 3 : pad + 1])) == base64.b64decode(quote[pad - 3 : pad + 1])
+    return bytes(raw)
+
+
+@pytest.mark.parametrize("edit", ["newline-to-nul", "nul-to-newline", "base64-padding-bits"])
+def test_pck_chain_pem_is_byte_exact(edit: str) -> None:
+    """Found by the fuzz test: a quote whose cert data differs only in PEM formatting must not verify."""
+    mutated = _pem_edit(SGX.quote, edit)
+    assert mutated != SGX.quote
+    with pytest.raises(EvidenceError) as info:
+        verify_sgx_quote(mutated, SGX.collateral, now=SGX.now)
+    assert info.value.code == "PCK_CHAIN_INVALID"

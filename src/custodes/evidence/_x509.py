@@ -53,21 +53,28 @@ _PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----\n([A-Za-z0-9+/=\n]+)-----
 def load_pem_chain(pem: bytes, *, allow_crlf: bool = False) -> list[x509.Certificate]:
     """All certificates of a canonical PEM bundle, in order.
 
-    Strict on purpose: only ``\n`` line breaks, nothing between or after the blocks except newlines and
-    (as in DCAP cert data) trailing NUL bytes, so that no byte of a quote's chain is malleable without
-    failing verification. ``allow_crlf`` admits ``\r\n`` for hand-managed collateral files.
+    Strict on purpose (quotes): the chain must be byte-for-byte the canonical encoding of its certificates
+    (64-column base64, one ``\n`` after each block), followed only by NUL padding as in DCAP cert data, so that no
+    byte of a quote's chain is malleable without failing verification. ``allow_crlf`` relaxes this for
+    hand-managed collateral files: ``\r\n``, leading and repeated newlines, other line widths.
     """
     text = pem.rstrip(b"\x00")
     if allow_crlf:
-        text = text.replace(b"\r\n", b"\n")
-    text = text.lstrip(b"\n")
+        text = text.replace(b"\r\n", b"\n").lstrip(b"\n")
     if not _PEM_CHAIN.fullmatch(text):
         raise ValueError("not a canonical PEM certificate chain")
-    certs = []
-    for match in _PEM_BLOCK.finditer(text):
-        der = base64.b64decode(match.group(1).replace(b"\n", b""), validate=True)
-        certs.append(x509.load_der_x509_certificate(der))
-    return certs
+    ders = [base64.b64decode(m.group(1).replace(b"\n", b""), validate=True) for m in _PEM_BLOCK.finditer(text)]
+    if not allow_crlf and text != b"".join(_canonical_pem(der) for der in ders):
+        # Byte-exact: 64-column base64 with canonical padding bits, one newline after each block. Otherwise a
+        # changed padding bit or newline inside a quote's (unsigned) cert data would still verify.
+        raise ValueError("not a canonical PEM certificate chain")
+    return [x509.load_der_x509_certificate(der) for der in ders]
+
+
+def _canonical_pem(der: bytes) -> bytes:
+    body = base64.b64encode(der)
+    lines = b"\n".join(body[i : i + 64] for i in range(0, len(body), 64))
+    return b"-----BEGIN CERTIFICATE-----\n" + lines + b"\n-----END CERTIFICATE-----\n"
 
 
 def within(not_before: datetime, not_after: datetime, now: datetime) -> bool:
