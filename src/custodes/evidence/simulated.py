@@ -40,12 +40,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
-from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
-from cryptography.x509.oid import NameOID
 
 from custodes.clock import require_utc
 from custodes.errors import CollateralError, EvidenceError
@@ -70,11 +68,20 @@ EVIDENCE_VERSION = 1
 AK_CONTEXT = b"custodes/sim/attestation-key/v1\n"
 TCB_INFO_CONTEXT = b"custodes/sim/tcb-info/v1\n"
 #: Private-arc OID for the platform's TCB level in a simulated platform certificate.
-TCB_LEVEL_OID = x509.ObjectIdentifier("1.3.6.1.4.1.55555.1.1")
+TCB_LEVEL_OID = "1.3.6.1.4.1.55555.1.1"
 FLAG_DEBUG = 0x0001
 _HEADER = struct.Struct(">4sHH48s64s65s64sH")
 _SIG_LEN = 64
 MAX_CERT_LEN = 4096
+
+
+def _x509():  # type: ignore[no-untyped-def]
+    """cryptography's X.509 modules, imported on first use: the workload side (``custodes run`` in simulation)
+    only signs evidence and never parses a certificate, and this import is a fifth of its start-up time."""
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.x509.oid import NameOID  # noqa: PLC0415
+
+    return x509, NameOID
 
 
 def _raw_sig(der_sig: bytes) -> bytes:
@@ -210,13 +217,15 @@ def issue_platform_certificate(
     valid_for: timedelta = timedelta(days=3650),
 ) -> bytes:
     """The vendor certifies a platform key, its id and its TCB level (as Intel's PCK certificate does)."""
+    x509, name_oid = _x509()
+    level_extension = x509.UnrecognizedExtension(x509.ObjectIdentifier(TCB_LEVEL_OID), struct.pack(">I", tcb_level))
     subject = x509.Name(
         [
-            x509.NameAttribute(NameOID.COMMON_NAME, "custodes simulated platform"),
-            x509.NameAttribute(NameOID.SERIAL_NUMBER, platform_id),
+            x509.NameAttribute(name_oid.COMMON_NAME, "custodes simulated platform"),
+            x509.NameAttribute(name_oid.SERIAL_NUMBER, platform_id),
         ]
     )
-    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, vendor_name)])
+    issuer = x509.Name([x509.NameAttribute(name_oid.COMMON_NAME, vendor_name)])
     now = require_utc(now)
     cert = (
         x509.CertificateBuilder()
@@ -226,7 +235,7 @@ def issue_platform_certificate(
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(now + valid_for)
-        .add_extension(x509.UnrecognizedExtension(TCB_LEVEL_OID, struct.pack(">I", tcb_level)), critical=False)
+        .add_extension(level_extension, critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(vendor_key, hashes.SHA256())
     )
@@ -388,13 +397,14 @@ class SimVerifier:
         return SimVerifier(self._vendor, tcb_info)
 
     def _verify_platform_cert(self, der: bytes) -> _Platform:
+        x509, name_oid = _x509()
         try:
             cert = x509.load_der_x509_certificate(der)
             pub = cert.public_key()
             if not isinstance(pub, ec.EllipticCurvePublicKey) or not isinstance(pub.curve, ec.SECP256R1):
                 raise ValueError("platform key is not P-256")
-            ids = cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
-            level_ext = cert.extensions.get_extension_for_oid(TCB_LEVEL_OID).value
+            ids = cert.subject.get_attributes_for_oid(name_oid.SERIAL_NUMBER)
+            level_ext = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier(TCB_LEVEL_OID)).value
             if len(ids) != 1 or not isinstance(level_ext, x509.UnrecognizedExtension) or len(level_ext.value) != 4:
                 raise ValueError("platform id or TCB level missing")
             platform_id = str(ids[0].value)

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -125,8 +124,10 @@ class SimPlatform:
 
     @property
     def tcb_level(self) -> int:
+        from cryptography import x509  # noqa: PLC0415  (see custodes.evidence.simulated._x509)
+
         cert = x509.load_der_x509_certificate((self.path / "platform-cert.der").read_bytes())
-        ext = cert.extensions.get_extension_for_oid(TCB_LEVEL_OID).value
+        ext = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier(TCB_LEVEL_OID)).value
         return int.from_bytes(ext.value, "big")  # type: ignore[attr-defined]
 
 
