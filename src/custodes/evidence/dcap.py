@@ -48,6 +48,15 @@ def _raw_sig(sig: bytes) -> bytes:
     return encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
 
 
+@functools.lru_cache(maxsize=4096)
+def _attestation_key(raw: bytes) -> ec.EllipticCurvePublicKey:
+    """Decode a quote's attestation key. A quoting enclave keeps its key, so the decoding is cached by value."""
+    try:
+        return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b"\x04" + raw)
+    except ValueError as exc:
+        raise EvidenceError("QUOTE_MALFORMED", "the attestation key is not a P-256 point") from exc
+
+
 def _p256_ok(key: ec.EllipticCurvePublicKey, sig: bytes, data: bytes) -> bool:
     try:
         key.verify(_raw_sig(sig), data, _ECDSA_SHA256)
@@ -310,11 +319,7 @@ class DcapVerifier:
         if qe_level is None:
             raise EvidenceError("QE_TCB_LEVEL_NOT_FOUND", "the QE's ISVSVN is below every QE identity TCB level")
 
-        try:
-            ak = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b"\x04" + q.attestation_key)
-        except ValueError as exc:
-            raise EvidenceError("QUOTE_MALFORMED", "the attestation key is not a P-256 point") from exc
-        if not _p256_ok(ak, q.signature, q.signed_region):
+        if not _p256_ok(_attestation_key(q.attestation_key), q.signature, q.signed_region):
             raise EvidenceError("QUOTE_SIGNATURE_INVALID", "the quote signature does not verify")
 
         # The TCB evaluation is a pure function of the collateral, the PCK certificate and these body fields.
