@@ -58,7 +58,8 @@ def publish(
     )
     print(f"TCB info #{info.evaluation_number} published; valid until {info.next_update.isoformat()}")
     for lvl in info.levels:
-        print(f"  level {lvl.level}: {lvl.status} since {lvl.tcb_date.isoformat()} {' '.join(lvl.advisories)}")
+        advisories = " ".join(lvl.advisories)
+        print(f"  level {lvl.level}: {lvl.status}, tcbDate {lvl.tcb_date.isoformat()} {advisories}".rstrip())
 
 
 @platform_app.command("list")
