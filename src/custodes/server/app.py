@@ -15,6 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from custodes.errors import CustodesError
@@ -143,18 +144,23 @@ def create_app(cas: Cas) -> FastAPI:
     async def status() -> dict[str, Any]:
         return cas.status()
 
-    # The two attestation routes are the hot path. They validate the raw body in one pydantic call and return
-    # ready JSON, skipping FastAPI's dependency solving and generic response encoding (about 20% of the CAS's
-    # CPU per attestation, measured with benchmarks/attest.py). Their schemas are still in the OpenAPI document.
-    @app.post("/v1/attest/challenge", openapi_extra=_body_schema(ChallengeRequest))
+    # The two attestation routes are the hot path: plain Starlette routes that validate the raw body in one
+    # pydantic call and return ready JSON. Skipping FastAPI's routing layer (dependency solving, generic encoding)
+    # gives the CAS 15-25% more attestations/s (benchmarks/attest.py). Errors still reach the handlers above, and
+    # the routes are added to the OpenAPI document from the same models (see ``openapi`` below).
     async def attest_challenge(request: Request) -> JSONResponse:
+        """Issue a single-use nonce for one attestation of a policy's service."""
         body = _parse(ChallengeRequest, await request.body())
         return JSONResponse(cas.challenge(body.policy, body.service))
 
-    @app.post("/v1/attest", openapi_extra=_body_schema(AttestRequest))
     async def attest(request: Request) -> JSONResponse:
+        """Verify evidence, appraise it, and return the HPKE-sealed config with a lease."""
         body = _parse(AttestRequest, await request.body())
         return JSONResponse(await cas.attest(body.model_dump()))
+
+    hot = {"/v1/attest/challenge": (attest_challenge, ChallengeRequest), "/v1/attest": (attest, AttestRequest)}
+    for path, (endpoint, _) in hot.items():
+        app.router.routes.append(Route(path, endpoint, methods=["POST"]))
 
     @app.post("/v1/auth/challenge")
     async def auth_challenge() -> dict[str, str]:
@@ -180,6 +186,15 @@ def create_app(cas: Cas) -> FastAPI:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            for path, (endpoint, model) in hot.items():
+                schema["paths"][path] = {
+                    "post": {
+                        "operationId": endpoint.__name__,
+                        "summary": (endpoint.__doc__ or path).strip(),
+                        **_body_schema(model),
+                        "responses": {"200": {"description": "see docs/api.md"}, "4XX": {"description": "an error"}},
+                    }
+                }
             schema.setdefault("components", {}).setdefault("schemas", {}).update(_EXTRA_SCHEMAS)
             app.openapi_schema = schema
         return app.openapi_schema
