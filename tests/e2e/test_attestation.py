@@ -186,3 +186,16 @@ def test_policy_show_returns_the_stored_policy_to_a_reader(cas: CasProcess, work
 
 def _hash(text: str) -> str:
     return load_policy(text).hash
+
+
+def test_a_cas_trusting_a_simulated_vendor_says_so_at_start_and_in_every_verdict(
+    cas: CasProcess, workload: Workload, people
+) -> None:
+    owner, bob = people
+    assert any("SIMULATED evidence is ACCEPTED" in line for line in cas.stderr_lines)
+    text = full_policy(owner, bob, workload.measurement).replace("e2e/every-kind", "e2e/loud")
+    with cas.client() as client:
+        client.put_policy(text, name="e2e/loud", policy_hash=_hash(text), predecessor=None,
+                          signers=[("owner", owner.key)], create=True)
+        result = client.attest("e2e/loud", "api", workload.provider())
+    assert any("SIMULATED" in warning for warning in result.verdict["warnings"])
