@@ -212,14 +212,22 @@ class Lowering:
         if got is None:
             return None
         bx, by, k, ops = got
-        cond, _ = self._checks(self._operand_checks(ops, [bx, by]), ranges=not self.deferred)
         x, y = ops
+        # Each operand's ``u = word - B`` is bound once, in its residue test, and reused by the product.
+        us = {i: self.tmp() for i, o in enumerate(ops) if o.const is None}
+        sigs = (bx, by)
+        parts = []
+        if us:
+            parts.append(f"not ({' | '.join(f'({u} := B{i} - {sigs[i]}) % {self.A}' for i, u in us.items())})")
+        if not self.deferred:  # every-op: operand ranges too (deferred: subsumed by the product's range)
+            parts += [f"{self.lo} <= {u} <= {self.hi}" for u in us.values()]
+        cond = " and ".join(parts)
         if y.const is not None:
-            prod = f"{self._value(x, 0, bx)} * {y.const}"
+            prod = f"{us[0] if 0 in us else self.A * x.const} * {y.const}"
         elif x.const is not None:
-            prod = f"{x.const} * {self._value(y, 1, by)}"
+            prod = f"{x.const} * {us[1]}"
         else:
-            prod = f"(R0 - {bx}) * (R1 - {by}) // {self.A}"
+            prod = f"{us[0]} * {us[1]} // {self.A}"
         z = self.tmp()
         range_check = f"{self.lo} <= ({z} := {prod}) <= {self.hi}"
         cond = f"{cond} and {range_check}" if cond else range_check
@@ -368,7 +376,8 @@ class Lowering:
         if i.const is not None and i.const >= 0:
             cond, idx = f"{i.const} < {length}", str(i.const)
         else:  # a valid residue and 0 <= index < len imply the range check of the index word
-            cond = f"not (B0 - {bi}) % {self.A} and 0 <= ({n} := (R0 - {bi}) // {self.A}) < {length}"
+            u = self.tmp()
+            cond = f"not ({u} := B0 - {bi}) % {self.A} and 0 <= ({n} := {u} // {self.A}) < {length}"
             idx = n
         ver = f" - {versions}[{idx}]" if self.versioned else ""
         word = f"({w} := {words}[{idx}] - {sig}{ver})"
@@ -384,12 +393,12 @@ class Lowering:
 
     def store(self, arr: str, idx: ast.expr, bi: int, value: ast.expr, bv: int) -> list[ast.stmt]:
         """``_RT.store(arr, idx, bi, value, bv)`` as statements: checks inline, the ALU on any failure."""
-        i, v, n, d = self.tmp(), self.tmp(), self.tmp(), self.tmp()
+        i, v, n, d, u = self.tmp(), self.tmp(), self.tmp(), self.tmp(), self.tmp()
         words, versions, sig, length = self._mem(arr)
         # A valid index residue and 0 <= index < len imply the index range check; the value is fully checked.
         lines = [
-            f"if not (({i} - {bi}) % {self.A} | ({v} - {bv}) % {self.A}) and {self.lo + bv} <= {v} <= {self.hi + bv}"
-            f" and 0 <= ({n} := ({i} - {bi}) // {self.A}) < {length}:",
+            f"if not (({u} := {i} - {bi}) % {self.A} | ({v} - {bv}) % {self.A})"
+            f" and {self.lo + bv} <= {v} <= {self.hi + bv} and 0 <= ({n} := {u} // {self.A}) < {length}:",
         ]
         if self.versioned:
             lines.append(f"    {versions}[{n}] = {d} = ({versions}[{n}] + 1) % {self.A}")

@@ -25,16 +25,17 @@ class _Statements:
     def __init__(self, comp: _Compiler) -> None:
         self.c = comp
         self.loops: list[str] = []
-        self.array_params = [a.arg for a in [*comp.fn.args.posonlyargs, *comp.fn.args.args] if a.arg in comp.arrays]
-        self.writes_arrays = any(
-            isinstance(n, ast.Subscript) and isinstance(n.ctx, ast.Store) for n in ast.walk(comp.fn)
-        )
+        params = [a.arg for a in [*comp.fn.args.posonlyargs, *comp.fn.args.args] if a.arg in comp.arrays]
+        self.written_params = _written(comp.fn, comp.arrays, params)
 
     def writebacks(self) -> list[ast.stmt]:
-        if not self.writes_arrays:
-            return []
+        """Decode, check and copy back the array parameters the function may have stored into.
+
+        An array parameter that no store can reach (through any alias) still holds the caller's values: copying
+        it back would change nothing, so it is skipped. Its words are checked where they are loaded.
+        """
         out: list[ast.stmt] = []
-        for name in self.array_params:
+        for name in self.written_params:
             target = ast.Subscript(value=_load(f"{_PREFIX}in_{name}"), slice=ast.Slice(), ctx=ast.Store())
             out.append(ast.Assign(targets=[target], value=self.c.op("dec_array", _load(f"{_PREFIX}arr_{name}"))))
         return out
@@ -232,6 +233,29 @@ class _Statements:
             result = ast.Call(func=_load("bool"), args=[result], keywords=[])
         r = f"{_PREFIX}r"
         return [_assign(r, result), *self.writebacks(), ast.Return(value=_load(r))]
+
+
+def _written(fn: ast.FunctionDef, arrays: set[str], params: list[str]) -> list[str]:
+    """The array parameters that a subscript store may reach, through the aliases ``x = y`` between arrays."""
+    parent = {a: a for a in arrays}
+
+    def find(a: str) -> str:
+        while parent[a] != a:
+            a = parent[a]
+        return a
+
+    for n in ast.walk(fn):
+        if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name):
+            t, v = n.targets[0].id, n.value
+            if t in parent and isinstance(v, ast.Name) and v.id in parent:
+                parent[find(t)] = find(v.id)
+    stored: set[str] = set()
+    for n in ast.walk(fn):
+        if isinstance(n, ast.Subscript) and isinstance(n.ctx, ast.Store):
+            if not (isinstance(n.value, ast.Name) and n.value.id in parent):
+                return list(params)  # not an array variable (the compiler refuses it): stay conservative
+            stored.add(find(n.value.id))
+    return [p for p in params if find(p) in stored]
 
 
 def _const_int(node: ast.expr) -> int:

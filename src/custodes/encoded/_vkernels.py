@@ -28,23 +28,45 @@ CHUNK = 1 << 15
 
 @dataclass(frozen=True, slots=True)
 class Checker:
-    """The valid-word test for one signature and value interval, with its constants folded."""
+    """The valid-word test for one signature and value interval, with its constants folded.
+
+    A word is valid iff ``t = c * A^-1 (mod 2**64)`` equals ``sig * A^-1 + x`` for an ``x`` in ``[low, low +
+    span]``. When that set of ``t`` is a contiguous signed interval ``[lo, hi]`` (it does not straddle the int64
+    sign boundary: almost always), the test is one multiplication and two read-only reductions (``min``, ``max``),
+    and ``t - sig * A^-1`` is the decoded value. Otherwise it is the unsigned test ``t + off <= top``.
+    """
 
     inv: np.int64
     off: np.int64
     top: np.uint64
+    lo: np.int64
+    hi: np.int64
+    interval: bool
+    dec: np.int64  # -sig * A^-1: t + dec is the decoded value of a valid word
 
     @classmethod
     def make(cls, inv: int, sig: int, low: int, span: int) -> Checker:
         """``(c - sig) * inv - low`` must lie in ``[0, span]``."""
-        return cls(np.int64(wrap(inv, 64)), np.int64(wrap(-sig * inv - low, 64)), np.uint64(span))
+        lo = wrap(sig * inv + low, 64)
+        interval = lo + span < 1 << 63
+        hi = lo + span if interval else 0
+        off, dec = np.int64(wrap(-sig * inv - low, 64)), np.int64(wrap(-sig * inv, 64))
+        return cls(np.int64(wrap(inv, 64)), off, np.uint64(span), np.int64(lo), np.int64(hi), interval, dec)
 
     def ok(self, part: Int64Array | np.int64, buf: Int64Array) -> bool:
-        """Test one chunk (or a 0-d word), using ``buf`` as scratch."""
+        """Test one chunk (or a 0-d word), using ``buf`` as scratch; ``buf`` then holds ``c * A^-1``."""
         scratch = buf[: np.size(part)].reshape(np.shape(part))
         np.multiply(part, self.inv, out=scratch)
+        if self.interval:
+            return bool(scratch.min() >= self.lo) and bool(scratch.max() <= self.hi)
         scratch += self.off
-        return bool(scratch.view(np.uint64).max() <= self.top)
+        ok = bool(scratch.view(np.uint64).max() <= self.top)
+        scratch -= self.off
+        return ok
+
+    def values(self, t: Int64Array) -> None:
+        """After a passed :meth:`ok`: turn ``t = c * A^-1`` (in place) into the decoded values ``x``."""
+        t += self.dec
 
 
 class Loop:

@@ -75,7 +75,6 @@ class VectorOps:
         self._A = np.int64(code.A)
         self._inv_int = wrap(code.a_inverse, 64)
         self._inv = np.int64(self._inv_int)
-        self._min = np.int64(code.min_value)
         self._span = code.max_value - code.min_value
         self._s = 1 if code.signed else 0
 
@@ -142,16 +141,13 @@ class VectorOps:
         self._need(v, "check")
 
     def decode(self, v: EncodedVector) -> Int64Array:
-        """Check, then return the functional values (one memory pass: multiply, shift and test, shift back)."""
-        low = self.code.min_value
-        off, top = np.int64(wrap(-v.sig * self._inv_int - low, 64)), np.uint64(self._span)
+        """Check, then return the functional values (one memory pass: multiply by A^-1, min/max test, shift)."""
+        chk = self._checker(v.sig)
 
         def body(parts: list[Int64Array], o: Int64Array, _loop: Loop, _m: int) -> None:
-            np.multiply(parts[0], self._inv, out=o)
-            o += off
-            if o.size and o.view(np.uint64).max() > top:
+            if not chk.ok(parts[0], o):  # o now holds c * A^-1
                 raise FaultDetectedError("RESIDUE", "decode")
-            o += self._min
+            chk.values(o)
 
         with np.errstate(over="ignore"):
             return Loop(v.words).run(body)
@@ -206,22 +202,21 @@ class VectorOps:
             x, y = y, x  # the constant goes right
         sig = self._sig(sig)
         cx, cy, cr = self._checker(x.sig), self._checker(y.sig), self._checker(sig)
-        eager, bx, by, inv = self.eager, np.int64(x.sig), np.int64(y.sig), self._inv
+        eager, bx = self.eager, np.int64(x.sig)
         shift = np.int64(wrap(sig - x.sig * (c or 0), 64))
 
         def body(parts: list[Int64Array], o: Int64Array, loop: Loop, m: int) -> None:
             xs, ys = parts
-            if not cx.ok(xs, loop.buf) or (c is None and not cy.ok(ys, loop.buf)):
+            w = loop.buf2[:m]
+            if not cx.ok(xs, loop.buf) or (c is None and not cy.ok(ys, w)):
                 raise FaultDetectedError("RESIDUE", "mul")
             if c is not None:
                 np.multiply(xs, np.int64(c), out=o)
                 o += shift
-            else:
-                w = loop.buf2[:m]
+            else:  # the check left y * A^-1 in w: decode it in place, then (A*x) * y = A*x*y, no division
+                cy.values(w)
                 np.subtract(xs, bx, out=o)
-                np.subtract(ys, by, out=w)
                 o *= w
-                o *= inv
                 o += np.int64(sig)
             if eager and not cr.ok(o, loop.buf):
                 raise EncodedOverflowError(None, "result of mul outside the functional range")
