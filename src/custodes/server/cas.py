@@ -22,7 +22,7 @@ from custodes import __version__
 from custodes.appraisal import appraise
 from custodes.clock import FlooredClock
 from custodes.ledger.keys import fingerprint, load_public_key
-from custodes.ledger.note import NoteError, NoteKey, parse_note, verify_note
+from custodes.ledger.note import NoteError, NoteKey, SignedNote, parse_note, verify_note
 from custodes.ledger.requests import parse_proposal, parse_read
 from custodes.policy import Policy, load_policy, render_service, secret_order
 from custodes.protocol import NONCE_BYTES, b64d, b64e, report_data_for, seal_config
@@ -147,9 +147,8 @@ class Cas:
         return keys
 
     def _authorize(
-        self, note_text: str, policy: Policy, names: tuple[str, ...], threshold: int, supplied: list[str]
+        self, note: SignedNote, policy: Policy, names: tuple[str, ...], threshold: int, supplied: list[str]
     ) -> list[str]:
-        note = parse_note(note_text)
         try:
             signers = verify_note(note, self._note_keys(policy, names, supplied))
         except NoteError as exc:
@@ -176,7 +175,8 @@ class Cas:
         new = load_policy(yaml_text, source="policy")
         if url_name is not None and url_name != new.name:
             raise ApiError(400, "REQUEST_INVALID", "the policy name in the URL differs from the policy's name")
-        proposal = parse_proposal(parse_note(note_text).text)
+        note = parse_note(note_text)
+        proposal = parse_proposal(note.text)
         now = self.clock.now()
         if proposal.name != new.name or proposal.policy_hash != new.hash:
             raise ApiError(403, "NOTE_POLICY_MISMATCH", "the signed proposal is for a different policy")
@@ -192,7 +192,7 @@ class Cas:
                 if new.predecessor is not None:
                     raise ApiError(409, "PREDECESSOR_MISMATCH", "a new policy has no predecessor", ["current: -"])
                 rule = new.access.update
-                signers = self._authorize(note_text, new, rule.signers, rule.threshold, keys)
+                signers = self._authorize(note, new, rule.signers, rule.threshold, keys)
                 serial = 1
             else:
                 if current is None:
@@ -205,7 +205,7 @@ class Cas:
                         [f"current: {current.policy.hash}"],
                     )
                 rule = current.policy.access.update
-                signers = self._authorize(note_text, current.policy, rule.signers, rule.threshold, keys)
+                signers = self._authorize(note, current.policy, rule.signers, rule.threshold, keys)
                 serial = current.serial + 1
             record = json.dumps({"yaml": yaml_text, "hash": new.hash, "serial": serial, "signers": signers}).encode()
             puts = {f"policy/{new.name}": record, f"policyhist/{new.name}/{serial:08d}": record}
@@ -238,7 +238,8 @@ class Cas:
 
     def read_policy(self, name: str, note_text: str, keys: list[str]) -> dict[str, Any]:
         """Return a policy to a key named in its ``access.read`` (or ``access.update.signers``)."""
-        request = parse_read(parse_note(note_text).text)
+        note = parse_note(note_text)
+        request = parse_read(note.text)
         if request.name != name:
             raise ApiError(403, "NOTE_POLICY_MISMATCH", "the signed read request is for another policy")
         expires = self._read_nonces.pop(request.nonce, None)
@@ -246,7 +247,7 @@ class Cas:
             raise ApiError(403, "NONCE_UNKNOWN", "the read request's nonce is unknown, used or expired")
         loaded = self._policy(name)
         access = loaded.policy.access
-        self._authorize(note_text, loaded.policy, (*access.read, *access.update.signers), 1, keys)
+        self._authorize(note, loaded.policy, (*access.read, *access.update.signers), 1, keys)
         return {"name": name, "hash": loaded.policy.hash, "serial": loaded.serial, "policy": loaded.yaml}
 
     # ------------------------------------------------------------------------------------------ attestation
