@@ -94,6 +94,7 @@ class CollateralStore:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+        self._loaded: dict[tuple[str, int, int, int], tuple[DcapCollateral | SnpCollateral, StoredBundle]] = {}
 
     def import_bytes(self, data: bytes) -> StoredBundle:
         """Verify a bundle's signatures and chains, then store it atomically. Idempotent."""
@@ -116,16 +117,29 @@ class CollateralStore:
         return self.import_bytes(Path(path).read_bytes())
 
     def _load(self, path: Path) -> tuple[DcapCollateral | SnpCollateral, StoredBundle]:
-        bundle = parse_bundle(path.read_bytes())
-        kind, key, issued, nxt = _describe(bundle)
-        return bundle, StoredBundle(kind, key, issued, nxt, path)
+        """Parse and verify a stored bundle, once per version of the file.
+
+        Lookups run on every attestation, so a bundle is kept (in memory) until its file's identity changes;
+        imports replace files atomically, which always changes it. A file edited in place behind our back keeps
+        serving the version that was verified, never an unverified one.
+        """
+        st = path.stat()
+        identity = (str(path), st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = self._loaded.get(identity)
+        if cached is None:
+            bundle = parse_bundle(path.read_bytes())
+            kind, key, issued, nxt = _describe(bundle)
+            cached = (bundle, StoredBundle(kind, key, issued, nxt, path))
+            self._loaded = {k: v for k, v in self._loaded.items() if k[0] != str(path)}
+            self._loaded[identity] = cached
+        return cached
 
     def _all(self, kind: str) -> list[tuple[DcapCollateral | SnpCollateral, StoredBundle]]:
         folder = self.root / kind
         return [self._load(p) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
 
     def entries(self) -> list[StoredBundle]:
-        """Every stored bundle (each re-verified on load: a tampered file raises)."""
+        """Every stored bundle (each verified when its file is first read: a tampered file raises)."""
         return [entry for kind in ("dcap", "snp") for _, entry in self._all(kind)]
 
     def dcap_for(self, fmspc: str, *, tee: str, ca: str) -> DcapCollateral:
