@@ -12,7 +12,7 @@ import typer
 from custodes.cli._common import CasCertOption, CasOption, die, handles_errors
 from custodes.cli._policy import policy_app
 from custodes.client import DEFAULT_PROPOSAL_VALIDITY_S, CasClient
-from custodes.ledger.keys import load_private_key, public_pem
+from custodes.ledger.keys import load_private_key, public_pem, split_public_pems
 from custodes.ledger.note import PrivateKey, SignedNote, add_signature, parse_note
 from custodes.ledger.requests import parse_proposal, proposal_text
 from custodes.policy import load_policy
@@ -31,11 +31,6 @@ PubOption = Annotated[
 def _note_keys_path(note: Path) -> Path:
     """`policy sign` keeps the signers' public keys beside the note, so fingerprint keys can be checked."""
     return note.with_name(note.name + ".pub")
-
-
-def _split_pems(text: str) -> list[str]:
-    end = "-----END PUBLIC KEY-----"
-    return [part.strip() + "\n" + end + "\n" for part in text.split(end) if part.strip()]
 
 
 def _keys(specs: list[str] | None) -> list[tuple[str, PrivateKey]]:
@@ -62,7 +57,7 @@ def _submit(
     signed = parse_note(note.read_text()) if note else None
     public_keys = [p.read_text() for p in pubs or []]
     if note is not None and _note_keys_path(note).exists():
-        public_keys += _split_pems(_note_keys_path(note).read_text())
+        public_keys += split_public_pems(_note_keys_path(note).read_text())
     if signed is None and not signers:
         die("NOTE_UNSIGNED", "sign the change: give --key (repeatable) or --note")
     with CasClient.from_env(cas, cert) as client:
@@ -166,9 +161,9 @@ def sign(
     if out:
         out.write_text(rendered)
         sidecar = _note_keys_path(out)
-        known = _split_pems(sidecar.read_text()) if sidecar.exists() else []
+        known = split_public_pems(sidecar.read_text()) if sidecar.exists() else []
         if note is not None and note != out and _note_keys_path(note).exists():
-            known += _split_pems(_note_keys_path(note).read_text())
+            known += split_public_pems(_note_keys_path(note).read_text())
         pems = dict.fromkeys([*known, *(public_pem(private.public_key()) for _, private in signers)])
         sidecar.write_text("".join(pems))
     else:

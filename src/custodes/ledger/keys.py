@@ -16,7 +16,15 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from custodes.errors import CustodesError
 from custodes.ledger.note import PrivateKey, PublicKey
 
-__all__ = ["fingerprint", "generate_key", "load_private_key", "load_public_key", "public_pem", "write_key_pair"]
+__all__ = [
+    "fingerprint",
+    "generate_key",
+    "load_private_key",
+    "load_public_key",
+    "public_pem",
+    "split_public_pems",
+    "write_key_pair",
+]
 
 
 def generate_key() -> ed25519.Ed25519PrivateKey:
@@ -30,6 +38,12 @@ def public_pem(key: PublicKey) -> str:
 def fingerprint(key: PublicKey) -> str:
     der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return "sha256:" + hashlib.sha256(der).hexdigest()
+
+
+def split_public_pems(text: str) -> list[str]:
+    """Split a bundle of concatenated public key PEMs (a NOTE.pub file, the Custodes-Keys header)."""
+    end = "-----END PUBLIC KEY-----"
+    return [part.strip() + "\n" + end + "\n" for part in text.split(end) if part.strip()]
 
 
 def load_public_key(pem: str | bytes) -> PublicKey:

@@ -19,6 +19,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from custodes.errors import CustodesError
+from custodes.ledger.keys import split_public_pems
 from custodes.protocol import b64d
 from custodes.server.cas import Cas
 from custodes.server.errors import status_for
@@ -84,7 +85,7 @@ def _keys_header(value: str | None) -> list[str]:
     if not value:
         return []
     text = b64d(value, field="Custodes-Keys", max_len=1 << 16).decode("utf-8", "replace")
-    return [part + "-----END PUBLIC KEY-----\n" for part in text.split("-----END PUBLIC KEY-----") if part.strip()]
+    return split_public_pems(text)
 
 
 _M = TypeVar("_M", bound=BaseModel)
