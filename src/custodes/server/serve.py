@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from custodes.clock import FlooredClock
 from custodes.server.app import create_app
@@ -69,6 +70,48 @@ def build_cas(
     )
 
 
+class _CoalescingTransport:
+    """A transport proxy whose writes in one event-loop turn leave as one write.
+
+    uvicorn writes a response's head and body separately; over TLS each write is its own record and its own
+    send(2). Joining them saves a record and a system call per response (every attestation is two responses).
+    Everything but ``write`` and ``close`` (which flushes first) goes to the real transport.
+    """
+
+    __slots__ = ("_buffer", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._loop = asyncio.get_running_loop()
+        self._buffer: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._buffer:
+            self._loop.call_soon(self._flush)
+        self._buffer.append(data)
+
+    def _flush(self) -> None:
+        if self._buffer:
+            data = b"".join(self._buffer)
+            self._buffer.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self._transport, name)
+
+
+class _HttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol over a :class:`_CoalescingTransport`."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(_CoalescingTransport(transport))  # type: ignore[arg-type]
+
+
 def _loop_factory():  # type: ignore[no-untyped-def]
     """uvloop where installed (it is a dependency): its TLS transport roughly halves the per-request cost."""
     try:
@@ -98,7 +141,7 @@ def serve(
         access_log=options.access_log,
         lifespan="off",
         timeout_keep_alive=30,
-        http="httptools",
+        http=_HttpProtocol,
         proxy_headers=False,  # no proxy in front: the peer address is the real one
     )
     config.load()
