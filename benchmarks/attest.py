@@ -73,14 +73,24 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all processes on this machine have used (Linux /proc/stat: everything but idle and iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def measured(url: str, ctx: ssl.SSLContext, provider: SimulatedProvider, clients: int, seconds: float,
              server_pid: int, rate: float | None = None) -> dict:
     """One load level, with the CPU the CAS process and this (client) process used during it."""
     server0, client0, wall0 = cpu_seconds(server_pid), time.process_time(), time.perf_counter()
+    busy0 = machine_busy_seconds()
     result = uvloop.run(load(url, ctx, provider, clients, seconds, rate))
     wall = time.perf_counter() - wall0
     result["cas_cpu_percent"] = round(100 * (cpu_seconds(server_pid) - server0) / wall, 1)
     result["client_cpu_percent"] = round(100 * (time.process_time() - client0) / wall, 1)
+    # CPU that neither the CAS nor the client used: other jobs on the machine, which skew the figures.
+    other = 100 * (machine_busy_seconds() - busy0) / wall - result["cas_cpu_percent"] - result["client_cpu_percent"]
+    result["other_cpu_percent"] = round(max(0.0, other), 1)
     return result
 
 
@@ -185,6 +195,8 @@ async def load(url: str, ctx: ssl.SSLContext, provider: SimulatedProvider, clien
             start = time.perf_counter()
             if rate is not None:
                 due += schedule.expovariate(rate / clients)
+                if due >= stop_at:
+                    break
                 if due > start:
                     await asyncio.sleep(due - start)
                 start = due
