@@ -98,6 +98,9 @@ def campaign(
         bool, typer.Option("--exhaustive", help="every 1- and 2-bit flip at every injection point (small kernels)")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
+    backend: Annotated[
+        str, typer.Option(help="python (the ALU-call form) or c (the instrumented C build of the same program)")
+    ] = "python",
 ) -> None:
     """Inject faults into built-in kernels, encoded and unencoded, and classify every run."""
     names = list(KERNELS) if "all" in kernel else kernel
@@ -110,25 +113,27 @@ def campaign(
         raise typer.BadParameter(f"unknown model; choose from {', '.join(m.value for m in FaultModel)}") from e
     try:
         code = Code(a, 32, 64, Scheme(scheme.upper()))
-        variant = encoded_variant(code, checks)
+        variant = encoded_variant(code, checks, backend)
+        baseline = unencoded_variant(backend)
     except (ValueError, EncodedUsageError) as e:
-        raise typer.BadParameter(f"invalid code: {e}") from e
+        raise typer.BadParameter(f"invalid code, checks or backend: {e}") from e
     results: Results = {}
     for name in names:
         if exhaustive_mode:
             k = KERNELS[name]
             results[name] = {
                 "bitflip-exhaustive": {
-                    v.name: exhaustive(k, v, k.default_args(), max_bits=2) for v in (variant, unencoded_variant())
+                    v.name: exhaustive(k, v, k.default_args(), max_bits=2) for v in (variant, baseline)
                 }
             }
         else:
-            pair = [variant, unencoded_variant()]
+            pair = [variant, baseline]
             results[name] = run_campaign(name, models, faults, seed=seed, max_bits=bits, variants=pair)
     if as_json:
         doc = {
             "code": {"A": code.A, "scheme": code.scheme.value, "kbits": code.kbits, "nbits": code.nbits},
             "checks": checks,
+            "backend": backend,
             "faults_per_cell": None if exhaustive_mode else faults,
             "seed": seed,
             "results": {
@@ -139,7 +144,8 @@ def campaign(
         typer.echo(json.dumps(doc, indent=2))
         return
     typer.echo(
-        f"code: {code.scheme.value}, A={code.A}, {code.kbits}-bit values in {code.nbits}-bit words, checks={checks}"
+        f"code: {code.scheme.value}, A={code.A}, {code.kbits}-bit values in {code.nbits}-bit words, checks={checks}, "
+        f"backend={backend}"
     )
     typer.echo(_table(results))
     for variant, s in _summary(results).items():

@@ -12,6 +12,10 @@ slots, values), each in a fresh run, and each run is classified:
 * ``timeout``: the run exceeded ``10 x`` the golden number of ALU calls plus 1000.
 
 Sampling uses :class:`random.Random` with an explicit seed: campaigns are reproducible experiments, not security.
+
+A variant with ``backend="c"`` runs the instrumented C build of the same program (``cbackend.py``): the C hooks
+count dynamic events the way :class:`~custodes.encoded.faults.Injector` does, so the same :class:`FaultSpec`
+names the same operation, operand and bits in both backends.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import Any
 
 from custodes.encoded.baseline import PlainOps
 from custodes.encoded.code import Code
-from custodes.encoded.errors import EncodedError
+from custodes.encoded.errors import EncodedError, EncodedUsageError
 from custodes.encoded.faults import (
     CampaignCrash,
     CampaignTimeout,
@@ -111,17 +115,33 @@ class Variant:
     name: str
     make_ops: Callable[[], EncodedOps | PlainOps]
     word_bits: int
+    backend: str = "python"  # "c": the instrumented C build of the same program
+    code: Code | None = None  # the C backend's code (None: the plain baseline)
 
 
-def encoded_variant(code: Code, checks: str = DEFAULT_CHECKS) -> Variant:
+def encoded_variant(code: Code, checks: str = DEFAULT_CHECKS, backend: str = "python") -> Variant:
     """The encoded variant under ``code``, with operand checks placed as ``checks`` says (see ``ops.py``)."""
     EncodedOps(code, checks)  # validates ``checks`` now, not in the first run
-    return Variant("encoded", lambda: EncodedOps(code, checks), code.nbits)
+    if backend not in ("python", "c"):
+        raise EncodedUsageError(None, "backend must be 'python' or 'c'")
+    if backend == "c" and checks != "deferred":
+        raise EncodedUsageError(None, "the C backend implements checks='deferred' only")
+    return Variant("encoded", lambda: EncodedOps(code, checks), code.nbits, backend, code)
 
 
-def unencoded_variant() -> Variant:
+def unencoded_variant(backend: str = "python") -> Variant:
     """The 32-bit wrapping baseline."""
-    return Variant("unencoded", PlainOps, 32)
+    if backend not in ("python", "c"):
+        raise EncodedUsageError(None, "backend must be 'python' or 'c'")
+    return Variant("unencoded", PlainOps, 32, backend, None)
+
+
+_GOLDEN_BUDGET = 1 << 24  # ALU calls of a golden run of the C build (the trace buffer's size)
+
+
+def _c_run(kernel: Kernel, variant: Variant, args: tuple[Any, ...], spec: FaultSpec | None, budget: int) -> Any:
+    ck = kernel.fn.c_kernel(variant.code, inject=True)
+    return ck.run_injected(args, spec, budget, record=spec is None)
 
 
 def _output(result: Any, args: tuple[Any, ...]) -> Any:
@@ -130,6 +150,12 @@ def _output(result: Any, args: tuple[Any, ...]) -> Any:
 
 def golden_run(kernel: Kernel, variant: Variant, args: tuple[Any, ...]) -> tuple[Any, list[str]]:
     """Run fault-free, recording the trace; returns ``(output, trace)``."""
+    if variant.backend == "c":
+        run_args = copy.deepcopy(args)
+        run = _c_run(kernel, variant, run_args, None, _GOLDEN_BUDGET)
+        if run.error is not None:
+            raise run.error
+        return _output(run.result, run_args), list(run.trace)
     inj = Injector(variant.make_ops(), record=True)
     run_args = copy.deepcopy(args)
     result = kernel.fn.bind(inj)(*run_args)
@@ -140,6 +166,16 @@ def run_one(
     kernel: Kernel, variant: Variant, args: tuple[Any, ...], spec: FaultSpec, golden: Any, budget: int
 ) -> Outcome:
     """One injected run, classified."""
+    if variant.backend == "c":
+        run_args = copy.deepcopy(args)
+        run = _c_run(kernel, variant, run_args, spec, budget)
+        if isinstance(run.error, EncodedError):
+            return Outcome.DETECTED
+        if isinstance(run.error, CampaignTimeout):
+            return Outcome.TIMEOUT
+        if run.error is not None:
+            return Outcome.CRASH
+        return Outcome.MASKED if _output(run.result, run_args) == golden else Outcome.SDC
     inj = Injector(variant.make_ops(), spec, budget)
     run_args = copy.deepcopy(args)
     try:
@@ -188,11 +224,12 @@ def run_campaign(
     max_bits: int = 2,
     variants: Iterable[Variant] | None = None,
     checks: str = DEFAULT_CHECKS,
+    backend: str = "python",
 ) -> dict[str, dict[str, Tally]]:
     """``n`` injections per model and variant on a built-in kernel: ``{model: {variant: Tally}}``."""
     kernel = KERNELS[kernel_name]
     args = kernel.default_args()
-    default = [encoded_variant(code or Code(), checks), unencoded_variant()]
+    default = [encoded_variant(code or Code(), checks, backend), unencoded_variant(backend)]
     chosen = list(variants) if variants is not None else default
     out: dict[str, dict[str, Tally]] = {}
     for model in models:

@@ -26,10 +26,13 @@ from custodes.encoded._compiler import Target, compile_function
 from custodes.encoded._lower import runtime_names
 from custodes.encoded.baseline import PlainOps
 from custodes.encoded.code import Code
-from custodes.encoded.errors import EncoderError
+from custodes.encoded.errors import EncodedUsageError, EncoderError
 from custodes.encoded.ops import DEFAULT_CHECKS, EncodedOps
 
-__all__ = ["EncodedFunction", "encoded"]
+__all__ = ["BACKENDS", "EncodedFunction", "encoded"]
+
+#: ``python``: the generated Python production form (default). ``c``: the same program compiled to C (cbackend.py).
+BACKENDS = ("python", "c")
 
 _BUILTINS = {"bool": bool}
 
@@ -41,12 +44,18 @@ class EncodedFunction:
         original: the undecorated function.
         code: the code the production form uses.
         checks: where the production form checks operands (``"deferred"`` or ``"every-op"``, see ``ops.py``).
+        backend: ``"python"`` or ``"c"`` (the compiled form; needs a C compiler, see docs/encoded.md).
     """
 
-    def __init__(self, fn: Callable[..., Any], code: Code, checks: str = DEFAULT_CHECKS) -> None:
+    def __init__(
+        self, fn: Callable[..., Any], code: Code, checks: str = DEFAULT_CHECKS, backend: str = "python"
+    ) -> None:
+        if backend not in BACKENDS:
+            raise EncodedUsageError(None, f"backend must be one of {', '.join(BACKENDS)}")
         self.original = fn
         self.code = code
         self.checks = checks
+        self.backend = backend
         self.__name__ = fn.__name__
         self.__qualname__ = fn.__qualname__
         self.__doc__ = fn.__doc__
@@ -55,7 +64,10 @@ class EncodedFunction:
         self._consts = {k: v for k, v in fn.__globals__.items() if type(v) is int}
         self._lock = threading.Lock()
         self._compiled: dict[Target, Any] = {}
+        self._c: dict[tuple[Code | None, bool], Any] = {}
         self._call = self.bind(EncodedOps(code, checks))  # compiles now: unsupported constructs fail at decoration
+        if backend == "c":
+            self._call = self._c_or_fail()
         # Calls go straight to the compiled function: a per-instance subclass whose __call__ *is* that function
         # (a staticmethod), so no Python frame is added. Behaviour is that of ``__call__`` below.
         cls = type(self)
@@ -66,6 +78,56 @@ class EncodedFunction:
 
     def __repr__(self) -> str:
         return f"<encoded function {self.__qualname__} ({self.code.scheme.value}, A={self.code.A})>"
+
+    def _c_or_fail(self) -> Any:
+        """The production C kernel, or :class:`EncoderError` naming why it cannot be built (never a fallback)."""
+        from custodes.encoded._cbuild import CompilerUnavailable  # noqa: PLC0415 - only for backend="c"
+
+        filename, line_offset, col_offset = self._where
+        if self.checks != "deferred":
+            raise EncoderError(
+                "backend='c' implements checks='deferred' only",
+                filename=filename,
+                lineno=self._tree.lineno + line_offset,
+                col=col_offset + 1,
+            )
+        try:
+            return self.c_kernel(self.code)
+        except (CompilerUnavailable, EncodedUsageError) as e:
+            raise EncoderError(
+                f"backend='c' is unavailable: {e}",
+                filename=filename,
+                lineno=self._tree.lineno + line_offset,
+                col=col_offset + 1,
+            ) from e
+
+    def c_kernel(self, code: Code | None, *, inject: bool = False) -> Any:
+        """The compiled form for ``code`` (``None``: the plain 32-bit baseline), built from the ALU-call form.
+
+        ``inject=True`` gives the instrumented build for fault injection. Built once per process and code; the
+        object file is cached on disk. Raises ``CompilerUnavailable`` if no C compiler works.
+        """
+        from custodes.encoded._cgen import translate  # noqa: PLC0415 - the C backend loads only when used
+        from custodes.encoded.cbackend import c_program  # noqa: PLC0415
+
+        key = (code, inject)
+        with self._lock:
+            kernel = self._c.get(key)
+        if kernel is not None:
+            return kernel
+        ops: EncodedOps | PlainOps = PlainOps() if code is None else EncodedOps(code, "deferred")
+        target = self._target(ops, inline=False)
+        kernel = c_program(translate(self._module(target)), code, inject=inject)
+        with self._lock:
+            return self._c.setdefault(key, kernel)
+
+    def c_source(self, code: Code | None = None) -> str:
+        """The generated C translation unit (production build) for ``code`` (default: this function's code)."""
+        from custodes.encoded._cgen import translate  # noqa: PLC0415
+        from custodes.encoded.cbackend import program_source  # noqa: PLC0415
+
+        chosen = code or self.code
+        return program_source(translate(self._module(self._target(EncodedOps(chosen), inline=False))), chosen)
 
     def _target(self, ops: EncodedOps | PlainOps, inline: bool) -> Target:
         if isinstance(ops, PlainOps):
@@ -137,24 +199,31 @@ def _parse(fn: Callable[..., Any]) -> tuple[ast.FunctionDef, tuple[str, int, int
 
 
 @overload
-def encoded(fn: Callable[..., Any], *, code: Code | None = None, checks: str = ...) -> EncodedFunction: ...
+def encoded(
+    fn: Callable[..., Any], *, code: Code | None = None, checks: str = ..., backend: str = ...
+) -> EncodedFunction: ...
 @overload
 def encoded(
-    fn: None = None, *, code: Code | None = None, checks: str = ...
+    fn: None = None, *, code: Code | None = None, checks: str = ..., backend: str = ...
 ) -> Callable[[Callable[..., Any]], EncodedFunction]: ...
 
 
 def encoded(
-    fn: Callable[..., Any] | None = None, *, code: Code | None = None, checks: str = DEFAULT_CHECKS
+    fn: Callable[..., Any] | None = None,
+    *,
+    code: Code | None = None,
+    checks: str = DEFAULT_CHECKS,
+    backend: str = "python",
 ) -> EncodedFunction | Callable[[Callable[..., Any]], EncodedFunction]:
-    """Decorator: ``@encoded`` or ``@encoded(code=Code.anb(), checks="every-op")``.
+    """Decorator: ``@encoded`` or ``@encoded(code=Code.anb(), checks="every-op")`` or ``@encoded(backend="c")``.
 
     The default code is ``Code()`` (ANBD, A=58659); the default ``checks="deferred"`` checks each value where an
-    operation could mask its error (docs/encoded.md, "Where checks happen").
+    operation could mask its error (docs/encoded.md, "Where checks happen"). ``backend="c"`` compiles the same
+    encoded program to C at decoration time and raises :class:`EncoderError` if that is impossible.
     """
     chosen = code or Code()
 
     def wrap(f: Callable[..., Any]) -> EncodedFunction:
-        return EncodedFunction(f, chosen, checks)
+        return EncodedFunction(f, chosen, checks, backend)
 
     return wrap(fn) if fn is not None else wrap

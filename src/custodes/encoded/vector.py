@@ -33,6 +33,7 @@ from typing import Any, Literal, cast
 import numpy as np
 import numpy.typing as npt
 
+from custodes.encoded import _cvector as cv
 from custodes.encoded._sig import OP_SALT
 from custodes.encoded._vkernels import CHUNK, Checker, Loop
 from custodes.encoded.code import Code, Scheme, wrap
@@ -61,9 +62,18 @@ def _vec(words: Int64Array, sig: int) -> EncodedVector:
 
 
 class VectorOps:
-    """Checked vector operations for one :class:`Code` (default: ANB, A=58659, 16-bit values, int64 lanes)."""
+    """Checked vector operations for one :class:`Code` (default: ANB, A=58659, 16-bit values, int64 lanes).
 
-    def __init__(self, code: Code | None = None, check: Literal["deferred", "eager", "lazy"] = "deferred") -> None:
+    ``backend="c"`` runs the element-wise operations (``add sub mul floordiv mod shr compare where decode``) as
+    compiled loops (``_cvector.py``) with the same semantics and exceptions; it needs a C compiler.
+    """
+
+    def __init__(
+        self,
+        code: Code | None = None,
+        check: Literal["deferred", "eager", "lazy"] = "deferred",
+        backend: Literal["numpy", "c"] = "numpy",
+    ) -> None:
         code = code or Code(kbits=16, scheme=Scheme.ANB)
         if code.nbits != 64 or code.A**2 * (1 << (2 * code.kbits - 2)) >= 1 << 63:
             raise EncodedUsageError(None, "vector codes need nbits=64 and A**2 * 2**(2*kbits-2) < 2**63")
@@ -77,6 +87,8 @@ class VectorOps:
         self._inv = np.int64(self._inv_int)
         self._span = code.max_value - code.min_value
         self._s = 1 if code.signed else 0
+        self.backend = backend
+        self._c = cv.for_backend(backend)  # None for numpy; EncodedUsageError if C is asked for and unavailable
 
     def _sig(self, sig: int) -> int:
         if not 0 <= sig < self.code.A or (sig and not self.code.signed):
@@ -142,6 +154,8 @@ class VectorOps:
 
     def decode(self, v: EncodedVector) -> Int64Array:
         """Check, then return the functional values (one memory pass: multiply by A^-1, min/max test, shift)."""
+        if self._c is not None:
+            return cv.decode(self, v.words, v.sig)
         chk = self._checker(v.sig)
 
         def body(parts: list[Int64Array], o: Int64Array, _loop: Loop, _m: int) -> None:
@@ -155,6 +169,8 @@ class VectorOps:
     # -- additive operations (deferred: unchecked, errors propagate) ----------------------------------------------
     def _additive(self, op: Any, x: EncodedVector, y: EncodedVector, k: int, sig: int, where: str) -> EncodedVector:
         """``op(x, y) + k`` in one pass; eager mode checks operands and result in the same pass."""
+        if self._c is not None:
+            return _vec(cv.additive(self, op is np.subtract, x.words, x.sig, y.words, y.sig, k, sig, where), sig)
         cx, cy, cr = self._checker(x.sig), self._checker(y.sig), self._checker(sig)
         eager = self.eager
 
@@ -204,6 +220,8 @@ class VectorOps:
         cx, cy, cr = self._checker(x.sig), self._checker(y.sig), self._checker(sig)
         eager, bx = self.eager, np.int64(x.sig)
         shift = np.int64(wrap(sig - x.sig * (c or 0), 64))
+        if self._c is not None:
+            return _vec(cv.mul(self, x.words, x.sig, y.words, y.sig, c, sig, int(shift)), sig)
 
         def body(parts: list[Int64Array], o: Int64Array, loop: Loop, m: int) -> None:
             xs, ys = parts
@@ -244,6 +262,9 @@ class VectorOps:
         if c == 0:
             raise ZeroDivisionError(f"encoded integer {where} by zero")
         yv = cast(EncodedVector, y) if c is None else None
+        if self._c is not None:
+            ywords = yv.words if yv is not None else None
+            return _vec(cv.divmod_(self, x.words, x.sig, ywords, yv.sig if yv else 0, c, sig, mod, where), sig)
         cx = self._checker(x.sig)
         cy = self._checker(yv.sig) if yv is not None else None
         bx, by, A, kmax = np.int64(x.sig), np.int64(yv.sig if yv is not None else 0), self._A, self.code.max_value
@@ -318,6 +339,8 @@ class VectorOps:
             raise EncodedUsageError(None, f"unknown comparison {op!r}")
         sig = self._sig(sig)
         off = x.sig - y.sig  # d - off = A*(x - y)
+        if self._c is not None:
+            return _vec(cv.compare(self, cv.CMP_CODES[op], x.words, x.sig, y.words, y.sig, sig, op), sig)
         cx, cy, cd = self._checker(x.sig), self._checker(y.sig), self._checker(off, -self._span, 2 * self._span)
         eager, A = self.eager, self._A
 
@@ -356,6 +379,8 @@ class VectorOps:
         """Element-wise ``x if c else y`` (conditional select). The condition is always checked; the operands in
         eager mode (deferred: the selected word's error propagates to the result)."""
         sig = self._sig(sig)
+        if self._c is not None:
+            return _vec(cv.where(self, c.words, c.sig, x.words, x.sig, y.words, y.sig, sig), sig)
         ct, cx, cy = self._checker(c.sig, 0, 1), self._checker(x.sig), self._checker(y.sig)
         eager, bc, kx, ky = self.eager, np.int64(c.sig), np.int64(sig - x.sig), np.int64(sig - y.sig)
 
