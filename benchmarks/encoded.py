@@ -10,6 +10,18 @@ Usage: ``python benchmarks/encoded.py [--smoke] [--faults N] [--seed S]``. Print
 * ``profile``: where the encoded scalar time goes (cProfile, share of total time per function);
 * ``campaign``: per kernel and fault model, outcome counts for the encoded (ANBD) and unencoded variants, and the
   overall SDC rates with Wilson 95% intervals; ``exhaustive``: every 1- and 2-bit flip of the dosage kernel.
+* ``c_scalar``: the C backend (``@encoded(backend="c")``) per kernel, same run: (a) ``in_c_ratio``, encoded C
+  against the plain function compiled by the same backend, both timed inside C by a generated harness (list
+  inputs restored before every call, inputs read through pointers so nothing is constant-folded); (b)
+  ``per_call_ratio``, a call of the C kernel from Python (argument checks, ctypes) against the plain Python
+  function; the Python backend's figures for the same kernel are in ``scalar``;
+* ``c_profile``: in-C time of measurement-only copies of the generated program (its check macro rewritten to
+  pass, or its barrier macro emptied, or both) as ratios to plain C, which splits the encoded cost into
+  arithmetic, checks and barriers; and the per-call cost of the bare ctypes call;
+* ``numpy`` also has ``<kernel>/c-deferred`` and ``<kernel>/c-eager`` (``VectorOps(backend="c")``, one C loop per
+  operation) and ``<kernel>/c-fused`` (``vfused.fuse``: one C loop per kernel, element-wise kernels only);
+* ``c_campaign``: the campaign on the instrumented C build (``--backend c``); ``c_exhaustive``: every 1- and 2-bit
+  flip of the dosage kernel in C.
 """
 
 from __future__ import annotations
@@ -30,9 +42,12 @@ from typing import Any
 import numpy as np
 
 from custodes.encoded import Code, EncodedOps, VectorOps
+from custodes.encoded._cgen import translate
 from custodes.encoded.campaign import Outcome, Tally, encoded_variant, exhaustive, run_campaign, unencoded_variant
+from custodes.encoded.cbackend import CKernel, program_source
 from custodes.encoded.faults import FaultModel
 from custodes.encoded.kernels import KERNELS
+from custodes.encoded.vfused import fuse
 
 
 def _median_time(fn: Callable[[], Any], repeats: int, number: int) -> float:
@@ -95,7 +110,7 @@ def _vector_kernels(n: int, rng: np.random.Generator) -> dict[str, tuple[Callabl
     """Plain numpy int32 and encoded implementations of the same computations."""
     kernels: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {}
 
-    def make(v: VectorOps) -> dict[str, Callable[[], Any]]:
+    def make(v: VectorOps, fused: bool = False) -> dict[str, Callable[[], Any]]:
         x, y = rng.integers(-150, 150, n), rng.integers(-150, 150, n)
         w, d, c = rng.integers(1, 200, n), rng.integers(0, 100, n), rng.integers(1, 100, n)
         side = int(np.sqrt(n) // 5) or 2
@@ -135,17 +150,48 @@ def _vector_kernels(n: int, rng: np.random.Generator) -> dict[str, tuple[Callabl
             "checksum": lambda: v.decode(v.mod(v.matmul(erows, ones, 34), e255, 35)),
             "pid": enc_pid,
         }
+        if fused:  # whole-kernel C loops (vfused.py) for the element-wise kernels
+            axpy = fuse(v, lambda t, a, b: t.decode(t.add(t.mul(a, b, 31), a, 32)), 1, 2)
+            dos = fuse(
+                v,
+                lambda t, a, b, c, k: t.decode(
+                    t.where(t.compare("gt", r := t.floordiv(t.mul(a, b, 20), c, 21), k, 22), k, r, 23)
+                ),
+                3, 4, 5, 11,
+            )  # fmt: skip
+            pid = fuse(
+                v,
+                lambda t, p, e, i, q, d, pr, m: t.decode(
+                    t.floordiv(
+                        t.add(t.add(t.mul(p, e, 24), t.mul(i, q, 25), 26), t.mul(d, t.sub(e, pr, 27), 28), 29), m, 30
+                    )
+                ),
+                12, 8, 13, 9, 14, 10, 15,
+            )  # fmt: skip
+            encoded = {
+                "axpy": lambda: axpy(ex, ey),
+                "dosage": lambda: dos(ew, ed, ec, cap),
+                "pid": lambda: pid(kp, eerr, ki, einteg, kd, eprev, k1000),
+            }
+            plain = {k: plain[k] for k in encoded}
         for key, plain_fn in plain.items():  # both compute the same thing
             if not np.array_equal(np.asarray(plain_fn()).astype(np.int64), encoded[key]()):
                 raise RuntimeError(f"vector kernel {key} disagrees with numpy")
         kernels.update({key: (plain[key], encoded[key]) for key in plain})
         return encoded
 
-    make(VectorOps(check="eager"))
-    eager = dict(kernels)
-    make(VectorOps(check="deferred"))
-    deferred = dict(kernels)
-    return {f"{k}/eager": eager[k] for k in eager} | {f"{k}/deferred": deferred[k] for k in deferred}
+    out: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {}
+    for label, ops in (
+        ("eager", VectorOps(check="eager")),
+        ("deferred", VectorOps(check="deferred")),
+        ("c-eager", VectorOps(check="eager", backend="c")),
+        ("c-deferred", VectorOps(check="deferred", backend="c")),
+        ("c-fused", VectorOps(check="deferred")),
+    ):
+        kernels.clear()
+        make(ops, fused=label == "c-fused")
+        out |= {f"{k}/{label}": fns for k, fns in kernels.items()}
+    return out
 
 
 def vectors(n: int, repeats: int) -> dict[str, Any]:
@@ -159,6 +205,71 @@ def vectors(n: int, repeats: int) -> dict[str, Any]:
         tp, te = statistics.median(tps), statistics.median(tes)
         ratio = statistics.median(e / p for e, p in zip(tes, tps, strict=True))
         out[name] = {"plain_ms": 1e3 * tp, "encoded_ms": 1e3 * te, "slowdown": ratio, "elements": n}
+    return out
+
+
+def c_scalar(repeats: int, iters: int, number: int) -> dict[str, Any]:
+    """The C backend per kernel: in-C ratio to plain C (the papers' ratio) and per-call ratio to plain Python."""
+    out: dict[str, Any] = {}
+    for name, kernel in KERNELS.items():
+        args = kernel.default_args()
+        enc_c, plain_c = kernel.fn.c_kernel(Code()), kernel.fn.c_kernel(None)
+        inner: dict[str, list[float]] = {"plain": [], "encoded": []}
+        calls: dict[str, list[float]] = {"python": [], "c": []}
+        for _ in range(repeats):  # interleaved, so that load on the shared machine hits both alike
+            for label, k in (("plain", plain_c), ("encoded", enc_c)):
+                start = time.perf_counter()
+                k.bench(args, iters)
+                inner[label].append((time.perf_counter() - start) / iters)
+            calls["python"].append(_batch(kernel.fn.original, args, number))
+            calls["c"].append(_batch(enc_c, args, number))
+        ratios = [e / p for e, p in zip(inner["encoded"], inner["plain"], strict=True)]
+        out[name] = {
+            "plain_c_ns": 1e9 * statistics.median(inner["plain"]),
+            "encoded_c_ns": 1e9 * statistics.median(inner["encoded"]),
+            "in_c_ratio": statistics.median(ratios),
+            "plain_python_us": 1e6 * statistics.median(calls["python"]),
+            "c_per_call_us": 1e6 * statistics.median(calls["c"]),
+            "per_call_ratio": statistics.median(c / p for c, p in zip(calls["c"], calls["python"], strict=True)),
+        }
+    return out
+
+
+def c_profile(repeats: int, iters: int) -> dict[str, Any]:
+    """Where the in-C time goes: measurement-only builds (checks passing, no barriers) as ratios to plain C."""
+    out: dict[str, Any] = {}
+    no_check = ("#define PASS(c) (c)", "#define PASS(c) 1")
+    no_barrier = ('#define OPAQUE(v) __asm__ __volatile__("" : "+r"(v))', "#define OPAQUE(v) ((void)0)")
+    edits: dict[str, list[tuple[str, str]]] = {"encoded": [], "no_checks": [no_check], "no_barriers": [no_barrier]}
+    edits["arithmetic_only"] = [no_check, no_barrier]
+    for name, kernel in KERNELS.items():
+        cfn = translate(kernel.fn._module(kernel.fn._target(EncodedOps(Code()), inline=False)))
+        builds: dict[str, CKernel] = {"plain": kernel.fn.c_kernel(None)}
+        for label, changes in edits.items():  # measurement-only copies of the generated program, never used for results
+            source = program_source(cfn, Code())
+            for old, new in changes:
+                if old not in source:
+                    raise RuntimeError(f"measurement copy: {old!r} not found in the generated program")
+                source = source.replace(old, new)
+            builds[label] = CKernel(cfn, Code(), source=source)
+        args = kernel.default_args()
+        samples: dict[str, list[float]] = {k: [] for k in builds}
+        for _ in range(repeats):
+            for k, b in builds.items():
+                start = time.perf_counter()
+                b.bench(args, iters)
+                samples[k].append(time.perf_counter() - start)
+        plain = statistics.median(samples["plain"])
+        out[name] = {k: statistics.median(v) / plain for k, v in samples.items() if k != "plain"}
+    dosage = KERNELS["dosage"]
+    enc_c = dosage.fn.c_kernel(Code())
+    _, addr = enc_c._out()
+    args = dosage.default_args()
+    out["per_call_us"] = {
+        "bare_ctypes_call": 1e6 * _median_time(lambda: enc_c._callf(addr, *args), repeats, 2000),
+        "full_wrapper": 1e6 * _median_time(lambda: enc_c(*args), repeats, 2000),
+        "plain_python": 1e6 * _median_time(lambda: dosage.fn.original(*args), repeats, 2000),
+    }
     return out
 
 
@@ -181,12 +292,12 @@ def profile(number: int) -> dict[str, Any]:
     return out
 
 
-def campaign(n: int, seed: int) -> dict[str, Any]:
+def campaign(n: int, seed: int, backend: str = "python") -> dict[str, Any]:
     """All kernels, all models, ANBD vs unencoded; counts plus overall SDC rates."""
     per: dict[str, Any] = {}
     totals = {"encoded": Tally(), "unencoded": Tally()}
     for name in KERNELS:
-        res = run_campaign(name, list(FaultModel), n, seed=seed)
+        res = run_campaign(name, list(FaultModel), n, seed=seed, backend=backend)
         per[name] = {m: {v: t.counts for v, t in vs.items()} for m, vs in res.items()}
         for vs in res.values():
             for v, t in vs.items():
@@ -203,7 +314,14 @@ def campaign(n: int, seed: int) -> dict[str, Any]:
             "sdc_ci95": [lo, hi],
             "detection_of_activated": det / (det + t.counts["sdc"]) if det + t.counts["sdc"] else None,
         }
-    return {"faults_per_cell": n, "seed": seed, "code": "ANBD A=58659 32/64", "summary": summary, "cells": per}
+    return {
+        "faults_per_cell": n,
+        "seed": seed,
+        "backend": backend,
+        "code": "ANBD A=58659 32/64",
+        "summary": summary,
+        "cells": per,
+    }
 
 
 def main() -> None:
@@ -212,6 +330,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="a few seconds, for CI")
     parser.add_argument("--faults", type=int, default=None, help="injections per kernel, model and variant")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--c-faults", type=int, default=None, help="injections per cell of the C campaign")
     ns = parser.parse_args()
     smoke = ns.smoke
     faults = ns.faults or (10 if smoke else 2000)
@@ -222,11 +341,18 @@ def main() -> None:
         "numpy": vectors(n=20_000 if smoke else 1_000_000, repeats=3 if smoke else 7),
         "profile": profile(number=5 if smoke else 100),
         "campaign": campaign(faults, ns.seed),
+        "c_scalar": c_scalar(repeats=3 if smoke else 9, iters=2_000 if smoke else 100_000, number=20 if smoke else 300),
+        "c_profile": c_profile(repeats=3 if smoke else 7, iters=2_000 if smoke else 50_000),
+        "c_campaign": campaign(ns.c_faults or faults, ns.seed, backend="c"),
     }
     if not smoke:
         k = KERNELS["dosage"]
         doc["exhaustive"] = {
             v.name: exhaustive(k, v, k.default_args()).counts for v in (encoded_variant(Code()), unencoded_variant())
+        }
+        doc["c_exhaustive"] = {
+            v.name: exhaustive(k, v, k.default_args()).counts
+            for v in (encoded_variant(Code(), backend="c"), unencoded_variant("c"))
         }
     doc["seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(doc, indent=2))
