@@ -8,27 +8,48 @@
   group or others: a shared object found there is loaded into the process, so only its owner may write it.
 * An object is named by the SHA-256 of the compiler, the flags and the source; it is compiled to a temporary file
   in the cache directory and moved into place with ``os.replace`` (atomic), so concurrent builders never load a
-  half-written file.
+  half-written file. With ``-march=native`` (:data:`NATIVE`) the key also holds the CPU's model and feature flags,
+  because the object is only valid on that CPU; a CPython extension (:func:`build_extension`) adds the Python ABI
+  tag and include directory.
 """
 
 from __future__ import annotations
 
 import ctypes
 import hashlib
+import importlib.machinery
+import importlib.util
 import os
+import platform
 import shlex
 import shutil
 import stat
 import subprocess
+import sys
 import sysconfig
 import tempfile
 import threading
+from functools import cache
 from pathlib import Path
+from types import ModuleType
 
-__all__ = ["BASE_FLAGS", "CompilerUnavailable", "build", "cache_dir", "compiler"]
+__all__ = [
+    "BASE_FLAGS",
+    "NATIVE",
+    "CompilerUnavailable",
+    "build",
+    "build_extension",
+    "cache_dir",
+    "compiler",
+    "host_cpu",
+    "python_abi",
+]
 
 BASE_FLAGS: tuple[str, ...] = ("-std=gnu99", "-O2", "-shared", "-fPIC", "-fno-strict-aliasing")
+#: Code for the CPU it runs on (e.g. AVX-512 64-bit multiplies in fused loops); the key then names the CPU.
+NATIVE = "-march=native"
 _LOADED: dict[str, ctypes.CDLL] = {}
+_MODULES: dict[str, ModuleType] = {}
 _LOCK = threading.Lock()
 
 
@@ -67,9 +88,27 @@ def cache_dir() -> Path:
     return path
 
 
-def _key(cc: list[str], flags: tuple[str, ...], source: str) -> str:
+@cache
+def host_cpu() -> str:
+    """The CPU's identity for the cache key of ``-march=native`` objects: machine, model name and feature flags."""
+    fields: list[str] = [platform.machine()]
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                name, _, value = line.partition(":")
+                if name.strip() in ("vendor_id", "model name", "cpu family", "model", "flags", "Features"):
+                    fields.append(f"{name.strip()}={value.strip()}")
+                if not line.strip() and len(fields) > 1:
+                    break  # the first processor's block: all cores of one host share it
+    except OSError:
+        fields.append(platform.processor() or "unknown")
+    return "\n".join(fields)
+
+
+def _key(cc: list[str], flags: tuple[str, ...], source: str, extra: tuple[str, ...] = ()) -> str:
     h = hashlib.sha256()
-    for part in (*cc, "\0", *flags, "\0", source):
+    host = (host_cpu(),) if NATIVE in flags else ()
+    for part in (*cc, "\0", *flags, "\0", *host, "\0", *extra, "\0", source):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()
@@ -93,6 +132,42 @@ def build(source: str, extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL:
         return lib
 
 
+def python_abi() -> tuple[str, ...]:
+    """What an extension module is built against: ABI tag, extension suffix and include directory."""
+    include = sysconfig.get_paths()["include"]
+    return (sys.implementation.cache_tag or "", str(sysconfig.get_config_var("EXT_SUFFIX")), include)
+
+
+def build_extension(source: str, module: str, extra_flags: tuple[str, ...] = ()) -> tuple[ModuleType, str]:
+    """Compile ``source`` as the CPython extension ``module`` (cached as :func:`build`) and import it.
+
+    ``source`` must define ``PyInit_<module>``; the key adds the Python ABI (:func:`python_abi`). Returns the
+    module and the object's path (which ``ctypes`` may load too: the same ``dlopen`` handle).
+    """
+    cc = compiler()
+    abi = python_abi()
+    flags = (*BASE_FLAGS, f"-I{abi[2]}", *extra_flags)
+    key = _key(cc, flags, source, abi)
+    with _LOCK:
+        target = cache_dir() / f"{key}{abi[1]}"
+        found = _MODULES.get(key)
+        if found is not None:
+            return found, str(target)
+        if not target.exists():
+            _compile(cc, flags, source, target.parent, target)
+        try:
+            loader = importlib.machinery.ExtensionFileLoader(module, str(target))
+            spec = importlib.util.spec_from_file_location(module, str(target), loader=loader)
+            if spec is None:
+                raise CompilerUnavailable(f"cannot load the compiled extension {target.name}")
+            mod = importlib.util.module_from_spec(spec)
+            loader.exec_module(mod)
+        except ImportError as e:
+            raise CompilerUnavailable(f"cannot load the compiled extension: {e}") from e
+        _MODULES[key] = mod
+        return mod, str(target)
+
+
 def _compile(cc: list[str], flags: tuple[str, ...], source: str, directory: Path, target: Path) -> None:
     fd, c_path = tempfile.mkstemp(suffix=".c", dir=directory)
     with os.fdopen(fd, "w") as f:
@@ -106,7 +181,7 @@ def _compile(cc: list[str], flags: tuple[str, ...], source: str, directory: Path
         if proc.returncode != 0:
             raise CompilerUnavailable(f"C compilation failed ({cc[0]}): {proc.stderr.strip()[-2000:]}")
         os.replace(so_path, target)
-        os.replace(c_path, target.with_suffix(".c"))  # kept beside the object, for review
+        os.replace(c_path, directory / (target.name.split(".", 1)[0] + ".c"))  # kept beside the object, for review
     except OSError as e:
         raise CompilerUnavailable(f"C compilation failed ({cc[0]}): {e}") from e
     except subprocess.TimeoutExpired as e:

@@ -8,6 +8,11 @@ back as the Python form does, and turns an error status into the same exception 
 (:class:`FaultDetectedError` with the same ``reason`` and ``where``, :class:`EncodedOverflowError`,
 ``ZeroDivisionError``, ``IndexError``).
 
+The production build of an encoded kernel is also a CPython extension (``_cext.py``): :attr:`CKernel.entry` is its
+``METH_FASTCALL`` function, which does the argument checks, the list encoding and write-back and the result
+decoding in C, and hands every unusual argument to the checked Python path (``_slow_call``, the ctypes call). The
+instrumented and the plain builds are loaded with ``ctypes`` only.
+
 ``inject=True`` builds the instrumented variant (``-DCUSTODES_INJECT``); :meth:`CKernel.run_injected` runs it with
 one :class:`~custodes.encoded.faults.FaultSpec`, counting dynamic events the way the Python injector does.
 """
@@ -15,6 +20,7 @@ one :class:`~custodes.encoded.faults.FaultSpec`, counting dynamic events the way
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import threading
 from array import array
 from collections.abc import Sequence
@@ -22,7 +28,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from custodes.encoded._calu import OPS, REASONS, STATUS, WHERE, alu_header, runtime
-from custodes.encoded._cbuild import CompilerUnavailable, build
+from custodes.encoded._cbuild import CompilerUnavailable, build, build_extension
+from custodes.encoded._cext import PREAMBLE, extension_source, module_name
 from custodes.encoded._cgen import CFunction
 from custodes.encoded._chooks import wrappers
 from custodes.encoded.code import Code, wrap
@@ -177,7 +184,17 @@ class CKernel:
         # ``source``: a complete translation unit for this function (benchmarks/encoded.py builds measurement
         # copies with it); by default the generated program.
         self.source = program_source(cfn, code) if source is None else source
-        self._lib = build(self.source, ("-DCUSTODES_INJECT",) if inject else ())
+        self._lo, self._hi = (-(1 << 31), (1 << 31) - 1) if code is None else (code.min_value, code.max_value)
+        #: The fastest callable with this kernel's semantics: the extension's fast path where one is built.
+        self.entry: Any = self
+        if code is not None and not inject and source is None:
+            name = module_name(hashlib.sha256(f"{self._lo}:{self._hi}\0{self.source}".encode()).hexdigest())
+            ext = PREAMBLE + self.source + extension_source(cfn, name, self._lo, self._hi)
+            module, path = build_extension(ext, name)
+            self._lib = ctypes.CDLL(path)  # the same object (one dlopen handle): run/bench/free by ctypes
+            self.entry = module.make(self._slow_call, self._raise_status)
+        else:
+            self._lib = build(self.source, ("-DCUSTODES_INJECT",) if inject else ())
         self._run = self._lib.custodes_run
         self._run.restype = ctypes.c_int
         self._run.argtypes = [ctypes.POINTER(_Ctx), _P64, ctypes.POINTER(_P64), _P64]
@@ -197,7 +214,6 @@ class CKernel:
         self._n = len(cfn.params)
         self._lists = [i for i, (_, is_list) in enumerate(cfn.params) if is_list]
         self._kinds = tuple(is_list for _, is_list in cfn.params)
-        self._lo, self._hi = (-(1 << 31), (1 << 31) - 1) if code is None else (code.min_value, code.max_value)
         self.word_bits = 32 if code is None else code.nbits
 
     def __repr__(self) -> str:
@@ -291,7 +307,16 @@ class CKernel:
             self._tls.out = got
         return got
 
+    def _raise_status(self, status: int, reason_no: int, where_no: int) -> None:
+        """Raise the Python form's exception for an error status (called by the extension's fast path)."""
+        raise self._error_fields(status, reason_no, where_no)
+
     def __call__(self, *args: Any) -> Any:
+        entry = self.entry
+        return self._slow_call(*args) if entry is self else entry(*args)
+
+    def _slow_call(self, *args: Any) -> Any:
+        """The checked call through ctypes: every argument validated and encoded here, errors raised here."""
         if len(args) != self._n:
             raise TypeError(f"{self.cfn.name}() takes {self._n} positional arguments but {len(args)} were given")
         out, addr = self._out()

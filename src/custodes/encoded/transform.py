@@ -92,7 +92,7 @@ class EncodedFunction:
                 col=col_offset + 1,
             )
         try:
-            return self.c_kernel(self.code)
+            return self.c_kernel(self.code).entry
         except (CompilerUnavailable, EncodedUsageError) as e:
             raise EncoderError(
                 f"backend='c' is unavailable: {e}",

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from custodes.encoded._cbuild import CompilerUnavailable, build
+from custodes.encoded._cbuild import NATIVE, CompilerUnavailable, build
 from custodes.encoded._cvector import CMP_CODES, operands, ptr, raise_status
 from custodes.encoded._vkernels import CHUNK
 from custodes.encoded.errors import EncodedUsageError
@@ -139,13 +139,15 @@ class _Gen:
             self.lines.append(f"int64_t {d} = {w}((uint64_t){a[0]} - (uint64_t){a[1]});")
             self.flag(s.extra[0], "bad", f"!{self.ok(d, off, -self.v._span, 2 * self.v._span)}")
             test = f"{d} {_CMP_C[s.extra[0]]} INT64_C({off})"
-            self.lines.append(f"int64_t {name} = ({test}) ? INT64_C({self.A + s.sig}) : INT64_C({s.sig});")
+            self.lines.append(f"int64_t {name} = (int64_t)({test}) * INT64_C({self.A}) + INT64_C({s.sig});")
         elif s.kind == "where":
             self.flag("where", "bad", f"!{self.ok(a[0], sigs[0], 0, 1)}")
             kx, ky = s.sig - sigs[1], s.sig - sigs[2]
+            # branch-free select (a mask), so that the loop has no control flow and vectorises
             self.lines.append(
-                f"int64_t {name} = {a[0]} != INT64_C({sigs[0]}) ? {w}((uint64_t){a[1]} + (uint64_t)INT64_C({kx}))"
-                f" : {w}((uint64_t){a[2]} + (uint64_t)INT64_C({ky}));"
+                f"uint64_t {name}_m = -(uint64_t)({a[0]} != INT64_C({sigs[0]})); int64_t {name} = {w}("
+                f"({name}_m & ((uint64_t){a[1]} + (uint64_t)INT64_C({kx})))"
+                f" | (~{name}_m & ((uint64_t){a[2]} + (uint64_t)INT64_C({ky}))));"
             )
         elif s.kind == "decode":
             self.flag("decode", "bad", f"!{self.ok(a[0], sigs[0])}")
@@ -165,7 +167,7 @@ class _Gen:
             self.flag(where, "bad", f"!{self.ok(a[0], sigs[0])} | !{self.ok(a[1], sigs[1])}")
             self.lines.append(f"int64_t {name}_w = {a[1]} - INT64_C({sigs[1]});")
             self.flag(where, "zero", f"{name}_w == 0")
-            w = f"({name}_w ? {name}_w : 1)"
+            w = f"({name}_w + ({name}_w == 0))"  # a zero divisor (flagged above) becomes 1, without a branch
         u, q, r = f"{name}_u", f"{name}_q", f"{name}_r"
         self.lines += [
             f"int64_t {u} = {a[0]} - INT64_C({sigs[0]}), ws_{name} = {w};",
@@ -173,13 +175,21 @@ class _Gen:
             # constant divisor costs a multiplication), moved to the floor quotient without branches; the
             # multiply-back test below (VERIFY) checks the result whatever computed it.
             f"int64_t {q} = (int64_t)((double){u} * (1.0 / (double)ws_{name})), {r} = {u} - {q} * ws_{name};",
-            f"int64_t {name}_a = ws_{name} > 0 ? {r} < 0 : {r} > 0; {q} -= {name}_a; {r} += {name}_a * ws_{name};",
-            f"int64_t {name}_b = ws_{name} > 0 ? {r} >= ws_{name} : {r} <= ws_{name};",
+            f"int64_t {name}_p = ws_{name} > 0;",
+            # ``&``/``|`` of comparisons, not ``?:``: no control flow, so the loop vectorises
+            f"int64_t {name}_a = ({name}_p & ({r} < 0)) | (!{name}_p & ({r} > 0));",
+            f"{q} -= {name}_a; {r} += {name}_a * ws_{name};",
+            f"int64_t {name}_b = ({name}_p & ({r} >= ws_{name})) | (!{name}_p & ({r} <= ws_{name}));",
             f"{q} += {name}_b; {r} -= {name}_b * ws_{name};",
         ]
         # 0 <= r < w (w > 0) or w < r <= 0 (w < 0), as unsigned comparisons (no branch)
         ws = f"ws_{name}"
-        self.flag(where, "ver", f"{ws} > 0 ? (uint64_t){r} >= (uint64_t){ws} : (uint64_t)-{r} >= (uint64_t)-{ws}")
+        self.flag(
+            where,
+            "ver",
+            f"({name}_p & ((uint64_t){r} >= (uint64_t){ws}))"
+            f" | (!{name}_p & ((UINT64_C(0) - (uint64_t){r}) >= (UINT64_C(0) - (uint64_t){ws})))",
+        )
         if not mod:
             self.flag(where, "ovf", f"{q} > INT64_C({self.v.code.max_value})")
         value = f"{r} + INT64_C({s.sig})" if mod else f"{q} * INT64_C({self.A}) + INT64_C({s.sig})"
@@ -187,7 +197,7 @@ class _Gen:
 
 
 _STATUS = {"bad": 1, "zero": 3, "ver": 4, "ovf": 2}
-_FLAGS: tuple[str, ...] = ("-O3",)
+_FLAGS: tuple[str, ...] = ("-O3", NATIVE)
 
 
 class FusedKernel:
@@ -210,9 +220,15 @@ class FusedKernel:
         if fn is not None:
             return fn
         head = [
-            f"const int64_t x{i} = ins[{i}][0];" if s == 0 else f"const int64_t *restrict in{i} = ins[{i}];"
+            f"int64_t x{i} = ins[{i}][0];" if s == 0 else f"const int64_t *restrict in{i} = ins[{i}];"
             for i, s in enumerate(strides)
         ]
+        # The optimisation barrier, once per chunk (an ``asm`` inside the element loop would stop it vectorising):
+        # the compiler must assume the asm rewrote the 0-d inputs and any memory, so every word a check reads
+        # comes from a load or a register it cannot see through, and no check condition can be folded.
+        opaque = [f"__asm__ volatile(\"\" : \"+r\"(x{i}));" for i, s in enumerate(strides) if s == 0]
+        pointers = ", ".join(f'"r"(in{i})' for i, s in enumerate(strides) if s)
+        opaque.append(f'__asm__ volatile("" : : {pointers} : "memory");' if pointers else 'asm_clobber();')
         loads = [f"int64_t x{i} = in{i}[i];" for i, s in enumerate(strides) if s]
         decl = " ".join(f"uint64_t {f} = 0;" for f, _ in self.flags) or ";"
         # Per chunk, the first failing operation in evaluation order (the numpy form raises at the first failing
@@ -224,11 +240,13 @@ class FusedKernel:
         source = "\n".join(
             [
                 "#include <stdint.h>",
+                '#define asm_clobber() __asm__ volatile("" ::: "memory")',
                 "int fused(const int64_t *const *ins, int64_t *restrict out, int64_t n, int64_t *err) {",
                 *("    " + h for h in head),
                 f"    for (int64_t s = 0; s < n; s += {CHUNK}) {{",
                 f"        int64_t e = s + {CHUNK} < n ? s + {CHUNK} : n;",
                 f"        {decl}",
+                *("        " + o for o in opaque),
                 "        for (int64_t i = s; i < e; i++) {",
                 *("            " + x for x in loads + self._lines),
                 f"            out[i] = {self._result};",
