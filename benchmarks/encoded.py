@@ -1,6 +1,7 @@
 """Encoded processing: slowdown against the unencoded code (same run) and campaign detection/SDC figures.
 
-Usage: ``python benchmarks/encoded.py [--smoke] [--faults N] [--seed S]``. Prints one JSON document:
+Usage: ``python benchmarks/encoded.py [--smoke] [--faults N] [--seed S] [--only c_scalar,numpy,...]``. Prints
+one JSON document (``--only`` runs some parts; the exhaustive campaigns run with both campaign parts):
 
 * ``scalar``: per built-in kernel, the median time of the original Python function and of its ``@encoded`` form
   (AN, ANB, ANBD with deferred checks, the default, and ANBD with every-op checks; the production, inline form),
@@ -13,8 +14,10 @@ Usage: ``python benchmarks/encoded.py [--smoke] [--faults N] [--seed S]``. Print
 * ``c_scalar``: the C backend (``@encoded(backend="c")``) per kernel, same run: (a) ``in_c_ratio``, encoded C
   against the plain function compiled by the same backend, both timed inside C by a generated harness (list
   inputs restored before every call, inputs read through pointers so nothing is constant-folded); (b)
-  ``per_call_ratio``, a call of the C kernel from Python (argument checks, ctypes) against the plain Python
-  function; the Python backend's figures for the same kernel are in ``scalar``;
+  ``per_call_ratio``, a call of the C kernel from Python through its extension fast path (what
+  ``@encoded(backend="c")`` calls: argument checks, encoding and write-back in C) against the plain Python function,
+  and ``ctypes_per_call_ratio``, the same through the checked ctypes path; the Python backend's figures for the
+  same kernel are in ``scalar``;
 * ``c_profile``: in-C time of measurement-only copies of the generated program (its check macro rewritten to
   pass, or its barrier macro emptied, or both) as ratios to plain C, which splits the encoded cost into
   arithmetic, checks and barriers; and the per-call cost of the bare ctypes call;
@@ -215,14 +218,15 @@ def c_scalar(repeats: int, iters: int, number: int) -> dict[str, Any]:
         args = kernel.default_args()
         enc_c, plain_c = kernel.fn.c_kernel(Code()), kernel.fn.c_kernel(None)
         inner: dict[str, list[float]] = {"plain": [], "encoded": []}
-        calls: dict[str, list[float]] = {"python": [], "c": []}
+        calls: dict[str, list[float]] = {"python": [], "c": [], "ctypes": []}
         for _ in range(repeats):  # interleaved, so that load on the shared machine hits both alike
             for label, k in (("plain", plain_c), ("encoded", enc_c)):
                 start = time.perf_counter()
                 k.bench(args, iters)
                 inner[label].append((time.perf_counter() - start) / iters)
             calls["python"].append(_batch(kernel.fn.original, args, number))
-            calls["c"].append(_batch(enc_c, args, number))
+            calls["c"].append(_batch(enc_c.entry, args, number))  # the extension's fast path (what @encoded calls)
+            calls["ctypes"].append(_batch(enc_c._slow_call, args, number))  # the checked ctypes path
         ratios = [e / p for e, p in zip(inner["encoded"], inner["plain"], strict=True)]
         out[name] = {
             "plain_c_ns": 1e9 * statistics.median(inner["plain"]),
@@ -231,6 +235,10 @@ def c_scalar(repeats: int, iters: int, number: int) -> dict[str, Any]:
             "plain_python_us": 1e6 * statistics.median(calls["python"]),
             "c_per_call_us": 1e6 * statistics.median(calls["c"]),
             "per_call_ratio": statistics.median(c / p for c, p in zip(calls["c"], calls["python"], strict=True)),
+            "ctypes_per_call_us": 1e6 * statistics.median(calls["ctypes"]),
+            "ctypes_per_call_ratio": statistics.median(
+                c / p for c, p in zip(calls["ctypes"], calls["python"], strict=True)
+            ),
         }
     return out
 
@@ -267,7 +275,8 @@ def c_profile(repeats: int, iters: int) -> dict[str, Any]:
     args = dosage.default_args()
     out["per_call_us"] = {
         "bare_ctypes_call": 1e6 * _median_time(lambda: enc_c._callf(addr, *args), repeats, 2000),
-        "full_wrapper": 1e6 * _median_time(lambda: enc_c(*args), repeats, 2000),
+        "ctypes_wrapper": 1e6 * _median_time(lambda: enc_c._slow_call(*args), repeats, 2000),
+        "fast_path": 1e6 * _median_time(lambda: enc_c.entry(*args), repeats, 2000),
         "plain_python": 1e6 * _median_time(lambda: dosage.fn.original(*args), repeats, 2000),
     }
     return out
@@ -324,6 +333,9 @@ def campaign(n: int, seed: int, backend: str = "python") -> dict[str, Any]:
     }
 
 
+PARTS: tuple[str, ...] = ("scalar", "numpy", "profile", "campaign", "c_scalar", "c_profile", "c_campaign")
+
+
 def main() -> None:
     """Run and print JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -331,21 +343,32 @@ def main() -> None:
     parser.add_argument("--faults", type=int, default=None, help="injections per kernel, model and variant")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--c-faults", type=int, default=None, help="injections per cell of the C campaign")
+    parser.add_argument(
+        "--only", default="", help=f"comma-separated parts to run (default: all): {', '.join(PARTS)}"
+    )
     ns = parser.parse_args()
     smoke = ns.smoke
     faults = ns.faults or (10 if smoke else 2000)
+    only = {p for p in ns.only.split(",") if p} or set(PARTS)
+    if only - set(PARTS):
+        parser.error(f"unknown part(s): {', '.join(sorted(only - set(PARTS)))}")
     started = time.perf_counter()
+    parts: dict[str, Callable[[], Any]] = {
+        "scalar": lambda: scalar(repeats=3 if smoke else 7, number=20 if smoke else 200),
+        "numpy": lambda: vectors(n=20_000 if smoke else 1_000_000, repeats=3 if smoke else 7),
+        "profile": lambda: profile(number=5 if smoke else 100),
+        "campaign": lambda: campaign(faults, ns.seed),
+        "c_scalar": lambda: c_scalar(
+            repeats=3 if smoke else 9, iters=2_000 if smoke else 100_000, number=20 if smoke else 300
+        ),
+        "c_profile": lambda: c_profile(repeats=3 if smoke else 7, iters=2_000 if smoke else 50_000),
+        "c_campaign": lambda: campaign(ns.c_faults or faults, ns.seed, backend="c"),
+    }
     doc: dict[str, Any] = {
         "machine": {"python": sys.version.split()[0], "numpy": np.__version__, "platform": platform.platform()},
-        "scalar": scalar(repeats=3 if smoke else 7, number=20 if smoke else 200),
-        "numpy": vectors(n=20_000 if smoke else 1_000_000, repeats=3 if smoke else 7),
-        "profile": profile(number=5 if smoke else 100),
-        "campaign": campaign(faults, ns.seed),
-        "c_scalar": c_scalar(repeats=3 if smoke else 9, iters=2_000 if smoke else 100_000, number=20 if smoke else 300),
-        "c_profile": c_profile(repeats=3 if smoke else 7, iters=2_000 if smoke else 50_000),
-        "c_campaign": campaign(ns.c_faults or faults, ns.seed, backend="c"),
     }
-    if not smoke:
+    doc |= {name: run() for name, run in parts.items() if name in only}
+    if not smoke and only >= {"campaign", "c_campaign"}:
         k = KERNELS["dosage"]
         doc["exhaustive"] = {
             v.name: exhaustive(k, v, k.default_args()).counts for v in (encoded_variant(Code()), unencoded_variant())
