@@ -33,6 +33,7 @@ from typing import Any, Literal, cast
 import numpy as np
 import numpy.typing as npt
 
+from custodes.encoded import _cmatmul as cm
 from custodes.encoded import _cvector as cv
 from custodes.encoded._sig import OP_SALT
 from custodes.encoded._vkernels import CHUNK, Checker, Loop
@@ -65,7 +66,8 @@ class VectorOps:
     """Checked vector operations for one :class:`Code` (default: ANB, A=58659, 16-bit values, int64 lanes).
 
     ``backend="c"`` runs the element-wise operations (``add sub mul floordiv mod shr compare where decode``) as
-    compiled loops (``_cvector.py``) with the same semantics and exceptions; it needs a C compiler.
+    compiled loops (``_cvector.py``), and ``matmul`` as one loop that checks while it multiplies (``_cmatmul.py``),
+    with the same semantics and exceptions; it needs a C compiler.
     """
 
     def __init__(
@@ -243,7 +245,12 @@ class VectorOps:
             return _vec(Loop(x.words, y.words).run(body), sig)
 
     def matmul(self, x: EncodedVector, y: EncodedVector, sig: int = 0) -> EncodedVector:
-        """Matrix product; int64 sums wrap, which is exact because the true result fits."""
+        """Matrix product; int64 sums wrap, which is exact because the true result fits. ``backend="c"`` checks
+        the operand words inside the product's loop (``_cmatmul.py``) for 1-D and 2-D operands."""
+        if self._c is not None and 0 <= sig < self.code.A and (sig == 0 or self.code.signed):
+            words = cm.matmul(self, x.words, x.sig, y.words, y.sig, sig)
+            if words is not None:
+                return _vec(words, sig)
         self._need(x, "matmul")
         self._need(y, "matmul")
         with np.errstate(over="ignore"):
