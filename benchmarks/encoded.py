@@ -22,7 +22,8 @@ one JSON document (``--only`` runs some parts; the exhaustive campaigns run with
   pass, or its barrier macro emptied, or both) as ratios to plain C, which splits the encoded cost into
   arithmetic, checks and barriers; and the per-call cost of the bare ctypes call;
 * ``numpy`` also has ``<kernel>/c-deferred`` and ``<kernel>/c-eager`` (``VectorOps(backend="c")``, one C loop per
-  operation) and ``<kernel>/c-fused`` (``vfused.fuse``: one C loop per kernel, element-wise kernels only);
+  operation; ``matmul`` checks its operands inside the product's loop) and ``<kernel>/c-fused``
+  (``vfused.fuse``: one C loop per kernel, element-wise kernels only);
 * ``c_campaign``: the campaign on the instrumented C build (``--backend c``); ``c_exhaustive``: every 1- and 2-bit
   flip of the dosage kernel in C.
 """
