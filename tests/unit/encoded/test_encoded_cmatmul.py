@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _vector_flips import tally_flips
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -144,22 +145,13 @@ def _flipped(vec: EncodedVector, pos: tuple[int, int], bits: tuple[int, ...]) ->
 
 
 def _campaign(bits_of: Any) -> dict[str, int]:
+    def positions(vec: EncodedVector) -> list[tuple[int, int]]:
+        return sorted(_positions(vec.words.shape))
+
     tally = {"detected": 0, "masked": 0, "sdc": 0}
     for mode in MODES:
-        v = BACKENDS[mode][1]
-        for _name, kernel, inputs in _cases(v):
-            golden = kernel(*inputs)
-            for slot, vec in enumerate(inputs):
-                for pos in sorted(_positions(vec.words.shape)):
-                    for bits in bits_of(slot, pos):
-                        args = list(inputs)
-                        args[slot] = _flipped(vec, pos, bits)
-                        try:
-                            out = kernel(*args)
-                        except FaultDetectedError:
-                            tally["detected"] += 1
-                            continue
-                        tally["masked" if np.array_equal(out, golden) else "sdc"] += 1
+        for key, count in tally_flips(_cases(BACKENDS[mode][1]), positions, bits_of, _flipped).items():
+            tally[key] += count
     return tally
 
 

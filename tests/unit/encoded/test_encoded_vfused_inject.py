@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _vector_flips import tally_flips
 
-from custodes.encoded import FaultDetectedError, _cbuild
+from custodes.encoded import _cbuild
 from custodes.encoded.vector import VectorOps, _vec
 from custodes.encoded.vfused import fuse
 
@@ -62,23 +63,10 @@ def _flipped(vec: Any, pos: int, bits: tuple[int, ...]) -> Any:
 
 
 def _campaign(bits_of: Any) -> dict[str, int]:
-    v = VectorOps(check="deferred")
-    tally = {"detected": 0, "masked": 0, "sdc": 0}
-    for _name, kernel, inputs in _cases(v):
-        golden = kernel(*inputs)
-        for slot, vec in enumerate(inputs):
-            positions = (0,) if vec.words.ndim == 0 else (3, 517, N - 2)  # vector body and epilogue lanes
-            for pos in positions:
-                for bits in bits_of(slot, pos):
-                    args = list(inputs)
-                    args[slot] = _flipped(vec, pos, bits)
-                    try:
-                        out = kernel(*args)
-                    except FaultDetectedError:
-                        tally["detected"] += 1
-                        continue
-                    tally["masked" if np.array_equal(out, golden) else "sdc"] += 1
-    return tally
+    def positions(vec: Any) -> tuple[int, ...]:
+        return (0,) if vec.words.ndim == 0 else (3, 517, N - 2)  # vector body and epilogue lanes
+
+    return tally_flips(_cases(VectorOps(check="deferred")), positions, bits_of, _flipped)
 
 
 def test_every_single_bit_flip_of_fused_inputs_is_caught_or_masked() -> None:
