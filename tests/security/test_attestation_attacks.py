@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -166,6 +168,36 @@ def test_reused_nonce_is_refused(cas: CasProcess, workload: Workload, owner: Own
         assert "sealed_config" in _attest_raw(client, "attack/replay", workload, nonce["nonce"])
         err = refused(lambda: _attest_raw(client, "attack/replay", workload, nonce["nonce"]))
     assert err.code == "NONCE_REUSED"
+
+
+def test_one_nonce_raced_on_many_connections_is_accepted_once(
+    cas: CasProcess, workload: Workload, owner: Owner
+) -> None:
+    """The same evidence and nonce sent at once on 12 connections. The CAS verifies evidence on a thread pool, so
+    attestations overlap; the nonce must still be consumed exactly once (checked and marked with no await between)."""
+    name = "attack/replay-race"
+    with cas.client() as client:
+        create(client, simple_policy(name, owner, workload.measurement), owner)
+        nonce = client.request("POST", "/v1/attest/challenge", json={"policy": name, "service": "app"})["nonce"]
+    key = RuntimeKey.generate()
+    data, _ = workload.provider().evidence(report_data_for(b64d(nonce), key.public_bytes))
+    body = {"policy": name, "service": "app", "nonce": nonce, "evidence": {"type": "simulated", "data": b64e(data)},
+            "public_key": b64e(key.public_bytes)}
+    clients = [cas.client() for _ in range(12)]
+    barrier = threading.Barrier(len(clients))
+
+    def attempt(client: CasClient) -> str:
+        with client:
+            barrier.wait()
+            try:
+                client.request("POST", "/v1/attest", json=body)
+            except CasError as exc:
+                return exc.code
+            return "ACCEPTED"
+
+    with ThreadPoolExecutor(len(clients)) as pool:
+        outcomes = sorted(pool.map(attempt, clients))
+    assert outcomes == ["ACCEPTED"] + ["NONCE_REUSED"] * (len(clients) - 1)
 
 
 def test_unknown_nonce_is_refused(cas: CasProcess, workload: Workload, owner: Owner) -> None:
