@@ -388,7 +388,6 @@ class Cas:
         if self._leases_since_sweep < LEASE_SWEEP_EVERY:
             return
         self._leases_since_sweep = 0
-        self._verify_pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="verify")
         for key in [k for k, v in self._state.leases.items() if v.expires_at <= now]:
             del self._state.leases[key]
 
