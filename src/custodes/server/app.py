@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import orjson
 from fastapi import FastAPI, Header, Request
@@ -99,15 +99,18 @@ def _keys_header(value: str | None) -> list[str]:
     return split_public_pems(text)
 
 
-_M = TypeVar("_M", bound=BaseModel)
 
 
-def _parse(model: type[_M], raw: bytes) -> _M:
-    """Validate a JSON body in one step; errors go to the same handler as FastAPI's own validation."""
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        raise RequestValidationError(exc.errors(include_input=False)) from None
+def _delegate(handler: _Handler) -> Callable[[Request], Awaitable[JSONResponse]]:
+    """A Starlette endpoint running a :class:`HotRoutes` handler; validation errors go to FastAPI's handler."""
+
+    async def endpoint(request: Request) -> JSONResponse:
+        try:
+            return JSONResponse(await handler(await request.body()))
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors(include_input=False)) from None
+
+    return endpoint
 
 
 def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -182,21 +185,24 @@ async def _read_body(scope: Scope, receive: Receive) -> bytes:
 
 def create_app(cas: Cas) -> HotRoutes:
     """The CAS's ASGI app: :class:`HotRoutes` for attestation in front of the FastAPI app for the rest."""
-    return HotRoutes(_fastapi_app(cas), _hot_handlers(cas))
+    hot = _hot_handlers(cas)
+    return HotRoutes(_fastapi_app(cas, hot), hot)
 
 
 def _hot_handlers(cas: Cas) -> dict[str, _Handler]:
     async def attest_challenge(raw: bytes) -> dict[str, Any]:
+        """Issue a single-use nonce for one attestation of a policy's service."""
         body = ChallengeRequest.model_validate_json(raw)
         return cas.challenge(body.policy, body.service)
 
     async def attest(raw: bytes) -> dict[str, Any]:
+        """Verify evidence, appraise it, and return the HPKE-sealed config with a lease."""
         return await cas.attest(AttestRequest.model_validate_json(raw).model_dump())
 
     return {"/v1/attest/challenge": attest_challenge, "/v1/attest": attest}
 
 
-def _fastapi_app(cas: Cas) -> FastAPI:
+def _fastapi_app(cas: Cas, hot: dict[str, _Handler]) -> FastAPI:
     app = FastAPI(
         title="custodes CAS",
         version="1",
@@ -233,20 +239,11 @@ def _fastapi_app(cas: Cas) -> FastAPI:
         return cas.status()
 
     # The two attestation routes are served by :class:`HotRoutes` before a request reaches FastAPI. They are
-    # registered here too, so other methods get FastAPI's 405 and the OpenAPI document lists them (see ``openapi``).
-    async def attest_challenge(request: Request) -> JSONResponse:
-        """Issue a single-use nonce for one attestation of a policy's service."""
-        body = _parse(ChallengeRequest, await request.body())
-        return JSONResponse(cas.challenge(body.policy, body.service))
-
-    async def attest(request: Request) -> JSONResponse:
-        """Verify evidence, appraise it, and return the HPKE-sealed config with a lease."""
-        body = _parse(AttestRequest, await request.body())
-        return JSONResponse(await cas.attest(body.model_dump()))
-
-    hot = {"/v1/attest/challenge": (attest_challenge, ChallengeRequest), "/v1/attest": (attest, AttestRequest)}
-    for path, (endpoint, _) in hot.items():
-        app.router.routes.append(Route(path, endpoint, methods=["POST"]))
+    # registered here too, with the same handlers, so other methods get FastAPI's 405 and the OpenAPI document
+    # lists them (see ``openapi``).
+    models = {"/v1/attest/challenge": ChallengeRequest, "/v1/attest": AttestRequest}
+    for path, handler in hot.items():
+        app.router.routes.append(Route(path, _delegate(handler), methods=["POST"]))
 
     @app.post("/v1/auth/challenge")
     async def auth_challenge() -> dict[str, str]:
@@ -272,12 +269,12 @@ def _fastapi_app(cas: Cas) -> FastAPI:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
-            for path, (endpoint, model) in hot.items():
+            for path, handler in hot.items():
                 schema["paths"][path] = {
                     "post": {
-                        "operationId": endpoint.__name__,
-                        "summary": (endpoint.__doc__ or path).strip(),
-                        **_body_schema(model),
+                        "operationId": handler.__name__,
+                        "summary": (handler.__doc__ or path).strip(),
+                        **_body_schema(models[path]),
                         "responses": {"200": {"description": "see docs/api.md"}, "4XX": {"description": "an error"}},
                     }
                 }
