@@ -77,6 +77,14 @@ def _validation_reasons(errors: Any) -> list[str]:
     return [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in errors][:20]
 
 
+def _declared_too_large(scope: Scope) -> bool:
+    """Whether the request declares a body over ``MAX_BODY_BYTES`` (or an unreadable length)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length" and (not value.isdigit() or int(value) > MAX_BODY_BYTES):
+            return True
+    return False
+
+
 class _BodyLimit:
     """Refuse request bodies over ``MAX_BODY_BYTES`` (413) before they are buffered."""
 
@@ -84,11 +92,9 @@ class _BodyLimit:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for name, value in scope.get("headers", ()):
-                if name == b"content-length" and (not value.isdigit() or int(value) > MAX_BODY_BYTES):
-                    await _error(413, "REQUEST_TOO_LARGE", "request body too large")(scope, receive, send)
-                    return
+        if scope["type"] == "http" and _declared_too_large(scope):
+            await _error(413, "REQUEST_TOO_LARGE", "request body too large")(scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
 
@@ -166,9 +172,8 @@ class HotRoutes:
 
 async def _read_body(scope: Scope, receive: Receive) -> bytes:
     """The whole request body, refused with ``REQUEST_TOO_LARGE`` beyond ``MAX_BODY_BYTES`` (declared or sent)."""
-    for name, value in scope["headers"]:
-        if name == b"content-length" and (not value.isdigit() or int(value) > MAX_BODY_BYTES):
-            raise ApiError(413, "REQUEST_TOO_LARGE", "request body too large")
+    if _declared_too_large(scope):
+        raise ApiError(413, "REQUEST_TOO_LARGE", "request body too large")
     chunks, size = [], 0
     while True:
         message = await receive()
