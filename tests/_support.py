@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import queue
 import re
@@ -19,6 +20,7 @@ from custodes.evidence.measure import measure_paths
 from custodes.evidence.simvendor import SimVendor
 from custodes.ledger.keys import fingerprint, generate_key, public_pem
 from custodes.ledger.note import PrivateKey
+from custodes.policy import load_policy
 from custodes.runtime.providers import SimulatedProvider
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -132,6 +134,34 @@ class Workload:
 
     def provider(self) -> SimulatedProvider:
         return SimulatedProvider(self.platform, self.files, debug=self.debug)
+
+
+def flock_free(path: Path) -> bool:
+    """Whether a new open file description could take ``path``'s flock right now (it is released at once)."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return True
+    finally:
+        os.close(fd)
+
+
+def put_policy(client: CasClient, text: str, owner: Owner, *, create: bool = True) -> str:
+    """Create (or update) a policy signed by its owner; returns its hash."""
+    policy = load_policy(text)
+    client.put_policy(
+        text,
+        name=policy.name,
+        policy_hash=policy.hash,
+        predecessor=policy.predecessor,
+        signers=[("owner", owner.key)],
+        create=create,
+    )
+    return policy.hash
 
 
 def make_sim(path: Path, platforms: int = 2, tcb_level: int = 2) -> SimVendor:

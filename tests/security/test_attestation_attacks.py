@@ -11,26 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from _support import CasProcess, Owner, Workload, make_sim
+from _support import CasProcess, Owner, Workload, make_sim, put_policy
 from conftest import simple_policy
 from custodes.client import CasClient, CasError, EvidenceSource
 from custodes.clock import utcnow
 from custodes.evidence.simvendor import SimVendor
-from custodes.policy import load_policy
 from custodes.protocol import RuntimeKey, b64d, b64e, report_data_for
-
-
-def create(client: CasClient, text: str, owner: Owner) -> str:
-    policy = load_policy(text)
-    client.put_policy(
-        text,
-        name=policy.name,
-        policy_hash=policy.hash,
-        predecessor=policy.predecessor,
-        signers=[("owner", owner.key)],
-        create=True,
-    )
-    return policy.hash
 
 
 def refused(call: Callable[[], object]) -> CasError:
@@ -61,7 +47,7 @@ class Tampering(EvidenceSource):
 
 def test_wrong_measurement_is_refused(cas: CasProcess, workload: Workload, owner: Owner) -> None:
     with cas.client() as client:
-        create(client, simple_policy("attack/wrong-measurement", owner, "ab" * 48), owner)
+        put_policy(client, simple_policy("attack/wrong-measurement", owner, "ab" * 48), owner)
         err = refused(lambda: client.attest("attack/wrong-measurement", "app", workload.provider()))
     assert err.code == "MEASUREMENT_MISMATCH"
 
@@ -69,7 +55,7 @@ def test_wrong_measurement_is_refused(cas: CasProcess, workload: Workload, owner
 def test_debug_evidence_without_allow_debug_is_refused(cas: CasProcess, workload: Workload, owner: Owner) -> None:
     workload.debug = True
     with cas.client() as client:
-        create(client, simple_policy("attack/debug", owner, workload.measurement), owner)
+        put_policy(client, simple_policy("attack/debug", owner, workload.measurement), owner)
         err = refused(lambda: client.attest("attack/debug", "app", workload.provider()))
     assert err.code == "DEBUG_NOT_ALLOWED"
 
@@ -78,7 +64,7 @@ def test_simulated_evidence_without_allow_simulated_is_refused(
     cas: CasProcess, workload: Workload, owner: Owner
 ) -> None:
     with cas.client() as client:
-        create(client, simple_policy("attack/nosim", owner, workload.measurement, allow_simulated=False), owner)
+        put_policy(client, simple_policy("attack/nosim", owner, workload.measurement, allow_simulated=False), owner)
         err = refused(lambda: client.attest("attack/nosim", "app", workload.provider()))
     assert err.code == "SIMULATED_NOT_ALLOWED"
 
@@ -89,7 +75,7 @@ def test_evidence_from_an_unknown_vendor_is_refused(
     rogue = make_sim(tmp_path / "rogue-vendor", platforms=1)
     impostor = Workload(rogue.platforms()[0].path, workload.files)
     with cas.client() as client:
-        create(client, simple_policy("attack/vendor", owner, workload.measurement), owner)
+        put_policy(client, simple_policy("attack/vendor", owner, workload.measurement), owner)
         err = refused(lambda: client.attest("attack/vendor", "app", impostor.provider()))
     assert err.code == "SIM_PLATFORM_UNTRUSTED"
 
@@ -100,7 +86,7 @@ def test_simulated_evidence_is_refused_by_a_cas_without_sim_vendor(
     production = CasProcess(tmp_path / "cas", None).start()
     try:
         with production.client() as client:
-            create(client, simple_policy("attack/prod", owner, workload.measurement), owner)
+            put_policy(client, simple_policy("attack/prod", owner, workload.measurement), owner)
             err = refused(lambda: client.attest("attack/prod", "app", workload.provider()))
     finally:
         production.stop()
@@ -116,7 +102,7 @@ def test_one_tampered_evidence_byte_is_refused(cas: CasProcess, workload: Worklo
 
     name = f"attack/tamper{offset}".replace("-", "m")
     with cas.client() as client:
-        create(client, simple_policy(name, owner, workload.measurement), owner)
+        put_policy(client, simple_policy(name, owner, workload.measurement), owner)
         err = refused(lambda: client.attest(name, "app", Tampering(workload.provider(), evidence=flip)))
     assert err.code in {"SIM_SIGNATURE_INVALID", "SIM_PLATFORM_UNTRUSTED", "SIM_EVIDENCE_MALFORMED"}
     # The report-data and measurement bytes are covered by the signature: that is the exact refusal.
@@ -130,7 +116,7 @@ def test_report_data_that_does_not_bind_nonce_and_key_is_refused(
 ) -> None:
     name = f"attack/binding-{what}"
     with cas.client() as client:
-        create(client, simple_policy(name, owner, workload.measurement), owner)
+        put_policy(client, simple_policy(name, owner, workload.measurement), owner)
         challenge = client.request("POST", "/v1/attest/challenge", json={"policy": name, "service": "app"})
         nonce = b64d(challenge["nonce"])
         key = RuntimeKey.generate()
@@ -163,7 +149,7 @@ def _attest_raw(client: CasClient, name: str, workload: Workload, nonce_b64: str
 
 def test_reused_nonce_is_refused(cas: CasProcess, workload: Workload, owner: Owner) -> None:
     with cas.client() as client:
-        create(client, simple_policy("attack/replay", owner, workload.measurement), owner)
+        put_policy(client, simple_policy("attack/replay", owner, workload.measurement), owner)
         nonce = client.request("POST", "/v1/attest/challenge", json={"policy": "attack/replay", "service": "app"})
         assert "sealed_config" in _attest_raw(client, "attack/replay", workload, nonce["nonce"])
         err = refused(lambda: _attest_raw(client, "attack/replay", workload, nonce["nonce"]))
@@ -177,7 +163,7 @@ def test_one_nonce_raced_on_many_connections_is_accepted_once(
     attestations overlap; the nonce must still be consumed exactly once (checked and marked with no await between)."""
     name = "attack/replay-race"
     with cas.client() as client:
-        create(client, simple_policy(name, owner, workload.measurement), owner)
+        put_policy(client, simple_policy(name, owner, workload.measurement), owner)
         nonce = client.request("POST", "/v1/attest/challenge", json={"policy": name, "service": "app"})["nonce"]
     key = RuntimeKey.generate()
     data, _ = workload.provider().evidence(report_data_for(b64d(nonce), key.public_bytes))
@@ -202,7 +188,7 @@ def test_one_nonce_raced_on_many_connections_is_accepted_once(
 
 def test_unknown_nonce_is_refused(cas: CasProcess, workload: Workload, owner: Owner) -> None:
     with cas.client() as client:
-        create(client, simple_policy("attack/forged-nonce", owner, workload.measurement), owner)
+        put_policy(client, simple_policy("attack/forged-nonce", owner, workload.measurement), owner)
         err = refused(lambda: _attest_raw(client, "attack/forged-nonce", workload, b64e(b"\x07" * 32)))
     assert err.code == "NONCE_UNKNOWN"
 
@@ -211,7 +197,7 @@ def test_expired_nonce_is_refused(tmp_path: Path, sim: SimVendor, workload: Work
     short = CasProcess(tmp_path / "cas", sim.path, extra_args=["--challenge-ttl", "1s"]).start()
     try:
         with short.client() as client:
-            create(client, simple_policy("attack/expired", owner, workload.measurement), owner)
+            put_policy(client, simple_policy("attack/expired", owner, workload.measurement), owner)
             nonce = client.request("POST", "/v1/attest/challenge", json={"policy": "attack/expired", "service": "app"})
             time.sleep(1.5)
             err = refused(lambda: _attest_raw(client, "attack/expired", workload, nonce["nonce"]))
@@ -232,7 +218,7 @@ def test_deprecated_measurement_after_its_deadline_is_refused(
         deprecated=f"{{since: {since}, advisory: CVE-2026-0001}}",
     )
     with cas.client() as client:
-        create(client, text, owner)
+        put_policy(client, text, owner)
         err = refused(lambda: client.attest("attack/deprecated", "app", workload.provider()))
     assert err.code == "MEASUREMENT_DEPRECATED"
 
@@ -249,7 +235,7 @@ def test_deprecated_measurement_within_its_grace_gets_a_lease_bounded_by_the_dea
         deprecated=f"{{since: {since.strftime('%Y-%m-%dT%H:%M:%SZ')}, advisory: CVE-2026-0002}}",
     )
     with cas.client() as client:
-        create(client, text, owner)
+        put_policy(client, text, owner)
         result = client.attest("attack/deprecated-grace", "app", workload.provider())
     deadline = since.replace(microsecond=0) + timedelta(days=7)
     assert result.verdict["measurement_deadline"] == deadline.isoformat().replace("+00:00", "Z")
@@ -262,7 +248,7 @@ def test_platform_out_of_date_past_its_grace_is_refused(tmp_path: Path, workload
     stale, patched = vendor.platforms()
     try:
         with server.client() as client:
-            create(client, simple_policy("attack/tcb", owner, workload.measurement, grace="7d"), owner)
+            put_policy(client, simple_policy("attack/tcb", owner, workload.measurement, grace="7d"), owner)
             client.attest("attack/tcb", "app", Workload(stale.path, workload.files).provider())
             # The vendor fixes CVE-2026-1234 with TCB level 3, released 8 days ago; one platform gets patched.
             vendor.publish(level=3, now=utcnow(), tcb_date=utcnow() - timedelta(days=8), advisories=("CVE-2026-1234",))

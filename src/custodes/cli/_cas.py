@@ -34,6 +34,9 @@ def serve_command(
     collateral_dir: Annotated[
         Path | None, typer.Option(help="imported vendor collateral (default DATA_DIR/collateral)")
     ] = None,
+    workers: Annotated[
+        int, typer.Option(help="worker processes sharing the port, nonces and leases (about one per core)")
+    ] = 1,
 ) -> None:
     """Run the CAS over TLS 1.3. Without --sim-vendor it accepts no simulated evidence at all."""
     host, port = parse_listen(listen)
@@ -45,5 +48,7 @@ def serve_command(
             sim_vendor=sim_vendor,
             access_log=access_log,
             challenge_ttl=parse_duration(challenge_ttl),
+            collateral_dir=collateral_dir,
+            workers=workers,
         )
     )

@@ -1,8 +1,10 @@
 """The CAS service layer: policies, challenges, attestation, secrets and leases. No HTTP here.
 
 State that must survive a restart (policies, secrets, the CAS identity) lives in the encrypted store and is
-acknowledged only once durable. Soft state lives in memory: nonces (short-lived by design) and leases (a workload
-re-establishes its lease by re-attesting; after a CAS restart its renewal is a fresh attestation).
+acknowledged only once durable. Soft state lives in memory that every worker process of this CAS shares
+(:mod:`custodes.server.shared`): nonces (short-lived by design) and leases (a workload re-establishes its lease by
+re-attesting; after a CAS restart its renewal is a fresh attestation). Each worker caches the policies and
+reloads them when another worker's write bumps the shared generation.
 """
 
 from __future__ import annotations
@@ -12,9 +14,8 @@ import hashlib
 import json
 import logging
 import os
-import secrets
 import time
-from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,12 +29,13 @@ from custodes.ledger.keys import fingerprint, load_public_key
 from custodes.ledger.note import NoteError, NoteKey, SignedNote, parse_note, verify_note
 from custodes.ledger.requests import parse_proposal, parse_read
 from custodes.policy import Policy, load_policy, render_service, secret_order
-from custodes.protocol import NONCE_BYTES, b64d, b64e, report_data_for, seal_config
+from custodes.protocol import b64d, b64e, report_data_for, seal_config
 from custodes.secrets import SecretMaterial, generate_secret
 from custodes.server.binding import ReportDataBinding, StrictBinding
 from custodes.server.ear import sign_ear
 from custodes.server.errors import ApiError
 from custodes.server.identity import CasIdentity
+from custodes.server.shared import NonceRing, NonceStatus, SharedState, binding_of
 from custodes.server.verifiers import Verifiers
 from custodes.store import SqliteStore
 
@@ -42,29 +44,17 @@ __all__ = ["Cas", "Lease"]
 log = logging.getLogger("custodes.cas")
 
 DEFAULT_NONCE_TTL = timedelta(seconds=60)
-MAX_OUTSTANDING_NONCES = 100_000
 EAR_PROFILE = "tag:github.com,2023:veraison/ear"
-LEASE_SWEEP_EVERY = 1024
+_READ_BINDING = binding_of("custodes/read")
 _START = time.monotonic()
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Lease:
     id: str
-    policy: str
-    service: str
-    platform_id: str
     expires_at: datetime
     renew_after: datetime
     renewals: int = 0
-
-
-@dataclass(slots=True)
-class _Challenge:
-    policy: str
-    service: str
-    expires_at: datetime
-    used: bool = False
 
 
 @dataclass(slots=True)
@@ -78,7 +68,9 @@ class _LoadedPolicy:
 class _State:
     policies: dict[str, _LoadedPolicy] = field(default_factory=dict)
     secrets: dict[tuple[str, str], tuple[str, SecretMaterial]] = field(default_factory=dict)
-    leases: dict[str, Lease] = field(default_factory=dict)
+
+
+_Verified = tuple[Claims, Verdict, str]
 
 
 def _ts(value: datetime) -> str:
@@ -90,7 +82,12 @@ def _spec_hash(spec: Any) -> str:
 
 
 class Cas:
-    """The CAS. One instance per process; its methods are called from the HTTP layer's event loop."""
+    """The CAS. One instance per worker process; its methods are called from the HTTP layer's event loop.
+
+    ``verify_threads`` > 0 runs the signature-heavy part of an attestation on that many threads beside the event
+    loop (the right choice for a single worker on a multi-core machine); 0 runs it inline, which is cheaper when
+    several worker processes already keep the cores busy.
+    """
 
     def __init__(
         self,
@@ -100,37 +97,54 @@ class Cas:
         verifiers: Verifiers,
         clock: FlooredClock,
         nonce_ttl: timedelta = DEFAULT_NONCE_TTL,
+        shared: SharedState,
         binding: ReportDataBinding | None = None,
+        verify_threads: int = 0,
+        workers: int = 1,
+        worker: int = 0,
     ) -> None:
+        self.workers, self.worker = workers, worker
         self.store = store
+        self.shared = shared
         self.identity = identity
         self.verifiers = verifiers
         self.clock = clock
         self._state = _State()
-        self._challenges: OrderedDict[bytes, _Challenge] = OrderedDict()
-        self._read_nonces: OrderedDict[str, datetime] = OrderedDict()
         self._rendered: dict[tuple[str, str, str], tuple[bytes, datetime | None]] = {}
-        self._write_lock = asyncio.Lock()
         self.nonce_ttl = nonce_ttl
         self.binding = binding or StrictBinding()
-        self._leases_since_sweep = 0
-        self._verify_pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="verify")
+        self._verify_pool = (
+            ThreadPoolExecutor(max_workers=verify_threads, thread_name_prefix="verify") if verify_threads else None
+        )
         if verifiers.newest_signed_time:
             clock.observe_signed(verifiers.newest_signed_time)
-        self._load_policies()
+        self._generation = -1
+        self._sync_policies()
 
     # ------------------------------------------------------------------------------------------ policies
 
-    def _load_policies(self) -> None:
+    def _sync_policies(self) -> None:
+        """Reload the policy cache from the store if any worker has written since this one last looked.
+
+        The generation is read before the store, so a write that lands meanwhile is seen at the next call."""
+        generation = self.shared.generation
+        if generation == self._generation:
+            return
         for name in self.store.names("policy/"):
             raw = self.store.get(name)
             if raw is None:
                 continue
             record = json.loads(raw)
+            cached = self._state.policies.get(name.removeprefix("policy/"))
+            if cached is not None and cached.serial == record["serial"] and cached.policy.hash == record["hash"]:
+                continue
             policy = load_policy(record["yaml"], source=name)
             self._state.policies[policy.name] = _LoadedPolicy(policy, record["yaml"], record["serial"])
+            self._rendered = {k: v for k, v in self._rendered.items() if k[0] != policy.name}
+        self._generation = generation
 
     def _policy(self, name: str) -> _LoadedPolicy:
+        self._sync_policies()
         loaded = self._state.policies.get(name)
         if loaded is None:
             raise ApiError(404, "POLICY_NOT_FOUND", f"no policy named {name!r}")
@@ -188,7 +202,8 @@ class Cas:
             raise ApiError(403, "NOTE_EXPIRED", "the signed proposal's not-after time has passed")
         if proposal.predecessor != new.predecessor:
             raise ApiError(403, "NOTE_POLICY_MISMATCH", "the signed proposal names a different predecessor")
-        async with self._write_lock:
+        async with self.shared.write_lock():
+            self._sync_policies()
             current = self._state.policies.get(new.name)
             if create:
                 if current is not None:
@@ -217,6 +232,7 @@ class Cas:
             await asyncio.to_thread(self.store.commit, puts, expect=expect)
             self._state.policies[new.name] = _LoadedPolicy(new, yaml_text, serial)
             self._rendered = {k: v for k, v in self._rendered.items() if k[0] != new.name}
+            self._generation = self.shared.bump_generation()
         log.info("policy %s %s by %s: %s", new.name, "created" if create else "updated", ",".join(signers), new.hash)
         return {
             "name": new.name,
@@ -228,17 +244,17 @@ class Cas:
 
     def auth_challenge(self) -> dict[str, str]:
         """A single-use nonce for signing a read request."""
-        now = self.clock.now()
-        self._expire_read_nonces(now)
-        nonce = secrets.token_hex(NONCE_BYTES)
-        self._read_nonces[nonce] = now + self.nonce_ttl
-        return {"nonce": nonce, "expires_at": _ts(now + self.nonce_ttl)}
+        nonce, expires = self._issue_nonce(self.shared.read_nonces, _READ_BINDING, retain=timedelta(0))
+        return {"nonce": nonce.hex(), "expires_at": _ts(expires)}
 
-    def _expire_read_nonces(self, now: datetime) -> None:
-        while self._read_nonces and next(iter(self._read_nonces.values())) < now:
-            self._read_nonces.popitem(last=False)
-        if len(self._read_nonces) >= MAX_OUTSTANDING_NONCES:
+    def _issue_nonce(self, ring: NonceRing, binding: bytes, *, retain: timedelta) -> tuple[bytes, datetime]:
+        now = self.clock.now()
+        expires = now + self.nonce_ttl
+        with self.shared.tables():
+            nonce = ring.issue(binding, now.timestamp(), expires.timestamp(), retain.total_seconds())
+        if nonce is None:
             raise ApiError(429, "NONCE_LIMIT", "too many outstanding challenges")
+        return nonce, expires
 
     def read_policy(self, name: str, note_text: str, keys: list[str]) -> dict[str, Any]:
         """Return a policy to a key named in its ``access.read`` (or ``access.update.signers``)."""
@@ -246,8 +262,17 @@ class Cas:
         request = parse_read(note.text)
         if request.name != name:
             raise ApiError(403, "NOTE_POLICY_MISMATCH", "the signed read request is for another policy")
-        expires = self._read_nonces.pop(request.nonce, None)
-        if expires is None or expires < self.clock.now():
+        try:
+            nonce = bytes.fromhex(request.nonce)
+        except ValueError:
+            nonce = b""
+        with self.shared.tables():
+            used = self.shared.read_nonces.consume(nonce)
+        if (
+            used.status is not NonceStatus.FRESH
+            or used.binding != _READ_BINDING
+            or used.expires_at < self.clock.now().timestamp()
+        ):
             raise ApiError(403, "NONCE_UNKNOWN", "the read request's nonce is unknown, used or expired")
         loaded = self._policy(name)
         access = loaded.policy.access
@@ -257,31 +282,23 @@ class Cas:
     # ------------------------------------------------------------------------------------------ attestation
 
     def challenge(self, policy: str, service: str) -> dict[str, str]:
-        now = self.clock.now()
-        while self._challenges:
-            oldest = next(iter(self._challenges.values()))
-            if oldest.expires_at + self.nonce_ttl > now:
-                break
-            self._challenges.popitem(last=False)
-        if len(self._challenges) >= MAX_OUTSTANDING_NONCES:
-            raise ApiError(429, "NONCE_LIMIT", "too many outstanding challenges")
         loaded = self._policy(policy)
         if loaded.policy.service(service) is None:
             raise ApiError(404, "SERVICE_UNKNOWN", f"policy {policy} has no service {service!r}")
-        nonce = secrets.token_bytes(NONCE_BYTES)
-        self._challenges[nonce] = _Challenge(policy, service, now + self.nonce_ttl)
-        return {"nonce": b64e(nonce), "expires_at": _ts(now + self.nonce_ttl)}
+        # A used nonce is retained for another TTL after it expires, so that a replay is named as one.
+        nonce, expires = self._issue_nonce(self.shared.nonces, binding_of(policy, service), retain=self.nonce_ttl)
+        return {"nonce": b64e(nonce), "expires_at": _ts(expires)}
 
     def _consume_nonce(self, nonce: bytes, policy: str, service: str, now: datetime) -> None:
-        challenge = self._challenges.get(nonce)
-        if challenge is None:
+        with self.shared.tables():
+            used = self.shared.nonces.consume(nonce)
+        if used.status is NonceStatus.UNKNOWN:
             raise ApiError(403, "NONCE_UNKNOWN", "the nonce was not issued by this CAS (or is long expired)")
-        if challenge.used:
+        if used.status is NonceStatus.REUSED:
             raise ApiError(403, "NONCE_REUSED", "the nonce was already used")
-        challenge.used = True  # kept until it ages out, so a replay is named as such
-        if challenge.expires_at < now:
+        if used.expires_at < now.timestamp():
             raise ApiError(403, "NONCE_EXPIRED", "the nonce has expired; request a new challenge")
-        if (challenge.policy, challenge.service) != (policy, service):
+        if used.binding != binding_of(policy, service):
             raise ApiError(403, "NONCE_MISMATCH", "the nonce was issued for another policy or service")
 
     async def attest(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -295,8 +312,7 @@ class Cas:
         loaded = self._policy(policy_name)
         data = b64d(evidence["data"], field="evidence.data")
         aux = b64d(evidence["aux"], field="evidence.aux") if evidence.get("aux") else None
-        claims, verdict, token = await asyncio.get_running_loop().run_in_executor(
-            self._verify_pool,
+        claims, verdict, token = await self._run_verify(
             self._verify_and_appraise,
             evidence["type"],
             data,
@@ -312,11 +328,11 @@ class Cas:
         lease_id = request.get("lease_id")
         if not verdict.accepted:
             if lease_id:
-                self._state.leases.pop(lease_id, None)
+                self._revoke_lease(lease_id, policy_name, service_name)
             raise ApiError(403, verdict.reasons[0], verdict.messages[0], list(verdict.reasons))
         service = loaded.policy.service(service_name)
         payload = await self._payload(loaded.policy, service_name, now)
-        lease = self._lease(lease_id, policy_name, service_name, claims.platform_id, service.lease.ttl, verdict, now)
+        lease = self._lease(lease_id, policy_name, service_name, service.lease.ttl, verdict, now)
         sealed = seal_config(public_key, nonce, payload)
         return {
             "sealed_config": b64e(sealed),
@@ -332,6 +348,11 @@ class Cas:
             "attestation_token": token,
         }
 
+    async def _run_verify(self, fn: Callable[..., _Verified], *args: Any) -> _Verified:
+        if self._verify_pool is None:
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(self._verify_pool, fn, *args)
+
     def _verify_and_appraise(
         self,
         evidence_type: str,
@@ -344,8 +365,8 @@ class Cas:
         now: datetime,
     ) -> tuple[Claims, Verdict, str]:
         """The signature-heavy, pure part of an attestation, run on ``_verify_pool``: verify the evidence, check
-        its binding, appraise it and, if accepted, sign the EAR token. ECDSA and Ed25519 release the GIL, so this
-        runs beside the event loop on the second core instead of queueing every other request behind it."""
+        its binding, appraise it and, if accepted, sign the EAR token. ECDSA and Ed25519 release the GIL, so on a
+        verification pool this runs beside the event loop on another core."""
         claims = self.verifiers.verify(evidence_type, data, aux, now=now)
         if not self.binding.binds(claims, data, report_data):
             raise ApiError(403, "REPORT_DATA_MISMATCH", "the evidence does not bind this nonce and public key")
@@ -354,42 +375,37 @@ class Cas:
         return claims, verdict, token
 
     def _lease(
-        self,
-        lease_id: str | None,
-        policy: str,
-        service: str,
-        platform: str,
-        ttl: timedelta,
-        verdict: Any,
-        now: datetime,
+        self, lease_id: str | None, policy: str, service: str, ttl: timedelta, verdict: Any, now: datetime
     ) -> Lease:
+        """Issue a lease, or renew the named one. It expires at ``min(now + ttl, verdict deadline)``."""
         expires = now + ttl
         if verdict.deadline is not None and verdict.deadline < expires:
             expires = verdict.deadline
         renew_after = now + (expires - now) / 2
-        if lease_id:
-            lease = self._state.leases.get(lease_id)
-            if lease is None or (lease.policy, lease.service) != (policy, service):
-                raise ApiError(403, "LEASE_UNKNOWN", "no such lease for this policy and service")
-            if lease.expires_at <= now:
-                self._state.leases.pop(lease_id, None)
-                raise ApiError(403, "LEASE_EXPIRED", "the lease expired before it was renewed")
-            lease.expires_at, lease.renew_after, lease.platform_id = expires, renew_after, platform
-            lease.renewals += 1
-            return lease
-        self._expire_leases(now)
-        lease = Lease(secrets.token_urlsafe(16), policy, service, platform, expires, renew_after)
-        self._state.leases[lease.id] = lease
-        return lease
+        binding = binding_of(policy, service)
+        leases = self.shared.leases
+        with self.shared.tables():
+            if lease_id:
+                found = leases.find(lease_id)
+                if found is None or found[1].binding != binding:
+                    raise ApiError(403, "LEASE_UNKNOWN", "no such lease for this policy and service")
+                slot, current = found
+                if current.expires_at <= now.timestamp():
+                    leases.revoke(slot)
+                    raise ApiError(403, "LEASE_EXPIRED", "the lease expired before it was renewed")
+                record = leases.renew(slot, current, expires.timestamp(), renew_after.timestamp())
+            else:
+                record = leases.issue(binding, now.timestamp(), expires.timestamp(), renew_after.timestamp())
+                if record is None:
+                    raise ApiError(503, "LEASE_LIMIT", f"all {leases.capacity} lease slots hold live leases")
+        return Lease(record.id, expires, renew_after, record.renewals)
 
-    def _expire_leases(self, now: datetime) -> None:
-        """Drop expired leases, amortised: one sweep per ``LEASE_SWEEP_EVERY`` new leases."""
-        self._leases_since_sweep += 1
-        if self._leases_since_sweep < LEASE_SWEEP_EVERY:
-            return
-        self._leases_since_sweep = 0
-        for key in [k for k, v in self._state.leases.items() if v.expires_at <= now]:
-            del self._state.leases[key]
+    def _revoke_lease(self, lease_id: str, policy: str, service: str) -> None:
+        """A renewal refused on its evidence ends the lease: it cannot be renewed later, even with good evidence."""
+        with self.shared.tables():
+            found = self.shared.leases.find(lease_id)
+            if found is not None and found[1].binding == binding_of(policy, service):
+                self.shared.leases.revoke(found[0])
 
     def _ear(self, platform: str, policy: Policy, nonce: bytes, warnings: tuple[str, ...], now: datetime) -> str:
         """An EAR attestation-result token (draft-ietf-rats-ear) for relying parties, signed with EdDSA."""
@@ -456,7 +472,7 @@ class Cas:
         self, policy_name: str, spec: Any, spec_hash: str, issuer: SecretMaterial | None, now: datetime
     ) -> SecretMaterial:
         record_name = f"secret/{policy_name}/{spec.name}"
-        async with self._write_lock:
+        async with self.shared.write_lock():
             raw = self.store.get(record_name)
             if raw is not None:
                 record = json.loads(raw)
@@ -466,7 +482,9 @@ class Cas:
                     return material
             material = generate_secret(spec, issuer=issuer, now=now)
             record = {"spec": spec_hash, "material": b64e(material.to_bytes()), "generated_at": _ts(now)}
-            await asyncio.to_thread(self.store.commit, {record_name: json.dumps(record).encode()})
+            # ``expect`` as a second line of defence: never overwrite material another worker may have handed out.
+            expect = {record_name: self.store.version_of(record_name) if raw is not None else None}
+            await asyncio.to_thread(self.store.commit, {record_name: json.dumps(record).encode()}, expect=expect)
             self._state.secrets[(policy_name, spec.name)] = (spec_hash, material)
             log.info("secret %s/%s generated (%s)", policy_name, spec.name, spec.kind)
             return material
@@ -479,12 +497,14 @@ class Cas:
             "version": __version__,
             "simulated_vendor_trusted": self.verifiers.simulated_trusted,
             "policies": len(self._state.policies),
-            "leases": len(self._state.leases),
+            "leases": self.shared.leases.live(self.clock.now().timestamp()),
+            "workers": self.workers,
+            "worker": self.worker,
+            "worker_pid": os.getpid(),
             "store": {"epoch": head.epoch, "version": head.version},
             "time": _ts(self.clock.now()),
             "uptime_s": round(time.monotonic() - _START, 1),
         }
-
 
 
 def _needs_reissue(material: SecretMaterial, now: datetime) -> bool:
