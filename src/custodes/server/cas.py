@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from custodes import __version__
@@ -74,7 +74,10 @@ _Verified = tuple[Claims, Verdict, str]
 
 
 def _ts(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
+    """RFC 3339 in UTC with a ``Z``."""
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat() + "Z"
 
 
 def _spec_hash(spec: Any) -> str:

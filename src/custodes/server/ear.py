@@ -11,6 +11,7 @@ import base64
 import json
 from typing import Any
 
+import orjson
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 __all__ = ["sign_ear"]
@@ -25,5 +26,5 @@ _HEADER = _b64(json.dumps({"alg": "EdDSA", "typ": "JWT"}, separators=(",", ":"))
 
 def sign_ear(claims: dict[str, Any], key: ed25519.Ed25519PrivateKey) -> str:
     """Serialise and sign the claims: ``header.payload.signature``."""
-    signing_input = _HEADER + b"." + _b64(json.dumps(claims, separators=(",", ":")).encode())
+    signing_input = _HEADER + b"." + _b64(orjson.dumps(claims))
     return (signing_input + b"." + _b64(key.sign(signing_input))).decode()
