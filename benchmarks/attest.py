@@ -1,11 +1,13 @@
 """End-to-end attestation throughput and latency against a real CAS process (issue 2's figures).
 
 One attestation = challenge, simulated evidence over (nonce, fresh HPKE key), attest, unseal: two HTTPS requests
-over TLS 1.3 with keep-alive. The load comes from this process (the CAS runs in its own process), so the client's
-cost is included, as it is on the 2-core target machine. The client is a minimal HTTP/1.1 client on raw asyncio
-(uvloop) with httptools' response parser, one keep-alive connection per client, as DESIGN §10 advises for load
-generation: aiohttp spent ~0.6 ms of CPU per attestation of its own, which made the load generator, not the CAS,
-half of what was measured.
+over TLS 1.3 with keep-alive, against ``custodes cas serve --workers N`` (default: one worker per core). The load
+comes from this machine too, so the client's cost is included, as it is on the 2-core target machine. The client is
+a minimal HTTP/1.1 client on raw asyncio (uvloop) with httptools' response parser, one keep-alive connection per
+client: aiohttp spent ~0.6 ms of CPU per attestation of its own, which made the load generator, not the CAS, half
+of what was measured. The closed-loop levels split their clients over one forked client process per core (one
+event loop could not keep 64 clients busy); the open-loop level needs only one, and every extra process costs CPU
+the CAS then lacks.
 
 Baselines measured in the same run: the raw P-256 ECDSA verify rate, and the crypto-only cost of one attestation
 (the same signatures, HPKE and token operations without HTTP), so the ratios hold on a noisy machine.
@@ -84,18 +86,53 @@ def machine_busy_seconds() -> float:
 
 
 def measured(url: str, ctx: ssl.SSLContext, provider: SimulatedProvider, clients: int, seconds: float,
-             server_pid: int, rate: float | None = None) -> dict:
-    """One load level, with the CPU the CAS process and this (client) process used during it."""
+             server_pid: int, rate: float | None = None, procs: int = 1) -> dict:
+    """One load level, with the CPU the CAS and the client processes used during it.
+
+    ``procs`` > 1 splits the clients (and the offered rate) over that many forked client processes, as a load
+    generator with one event loop per core would; one process is the default."""
     server0, client0, wall0 = cpu_seconds(server_pid), time.process_time(), time.perf_counter()
     busy0 = machine_busy_seconds()
-    result = uvloop.run(load(url, ctx, provider, clients, seconds, rate))
+    if procs == 1:
+        runs = [uvloop.run(load(url, ctx, provider, clients, seconds, rate))]
+        client_cpu = time.process_time() - client0
+    else:
+        runs, client_cpu = forked_loads(url, ctx, provider, clients, seconds, rate, procs)
+    result = summary(runs, clients, rate)
     wall = time.perf_counter() - wall0
+    result["client_procs"] = procs
     result["cas_cpu_percent"] = round(100 * (cpu_seconds(server_pid) - server0) / wall, 1)
-    result["client_cpu_percent"] = round(100 * (time.process_time() - client0) / wall, 1)
+    result["client_cpu_percent"] = round(100 * client_cpu / wall, 1)
     # CPU that neither the CAS nor the client used: other jobs on the machine, which skew the figures.
     other = 100 * (machine_busy_seconds() - busy0) / wall - result["cas_cpu_percent"] - result["client_cpu_percent"]
     result["other_cpu_percent"] = round(max(0.0, other), 1)
     return result
+
+
+def forked_loads(url: str, ctx: ssl.SSLContext, provider: SimulatedProvider, clients: int, seconds: float,
+                 rate: float | None, procs: int) -> tuple[list[dict], float]:
+    """Run the level in ``procs`` forked processes; return their raw results and the CPU seconds they used."""
+    children = []
+    for i in range(procs):
+        share = clients // procs + (1 if i < clients % procs else 0)
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read)
+            start = time.process_time()
+            run = uvloop.run(load(url, ctx, provider, share, seconds, rate and rate * share / clients))
+            run["cpu"] = time.process_time() - start
+            with os.fdopen(write, "wb") as out:
+                out.write(orjson.dumps(run))
+            os._exit(0)
+        os.close(write)
+        children.append((pid, read))
+    runs = []
+    for pid, read in children:
+        with os.fdopen(read, "rb") as inp:
+            runs.append(orjson.loads(inp.read()))
+        os.waitpid(pid, 0)
+    return runs, sum(run.pop("cpu") for run in runs)
 
 
 def rate(fn, seconds: float) -> float:  # type: ignore[no-untyped-def]
@@ -230,8 +267,17 @@ async def load(url: str, ctx: ssl.SSLContext, provider: SimulatedProvider, clien
     finally:
         for conn in connections:
             conn.close()
-    elapsed = time.perf_counter() - began
-    latencies.sort()
+    return {"latencies": latencies, "errors": errors, "elapsed": time.perf_counter() - began}
+
+
+def summary(runs: list[dict], clients: int, rate: float | None) -> dict:
+    """Throughput and latency percentiles over the runs of one level (one per client process)."""
+    latencies = sorted(x for run in runs for x in run["latencies"])
+    errors: dict[str, int] = {}
+    for run in runs:
+        for code, count in run["errors"].items():
+            errors[code] = errors.get(code, 0) + count
+    elapsed = max(run["elapsed"] for run in runs)
 
     def pct(p: float) -> float:
         return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2) if latencies else 0.0
@@ -258,6 +304,10 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0, help="offered attestations/s of the open-loop level")
     parser.add_argument("--rate-clients", type=int, default=64, help="clients of the open-loop level (0: none)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="CAS worker processes")
+    parser.add_argument("--client-procs", type=int, default=os.cpu_count() or 1,
+                        help="load-generator processes of the closed-loop levels (at most one per client)")
+    parser.add_argument("--rate-client-procs", type=int, default=1,
+                        help="load-generator processes of the open-loop level")
     args = parser.parse_args()
     seconds, levels = (1.0, [1, 4]) if args.smoke else (args.seconds, args.clients)
 
@@ -286,10 +336,12 @@ def main() -> None:
             ctx = cas_ssl_context(work / "cas" / "cas-cert.pem")
             gc.collect()
             gc.freeze()  # as the CAS does: long-lived objects stay out of full collections during the load
-            results = [measured(url, ctx, provider, n, seconds, cas.pid) for n in levels]
+            results = [measured(url, ctx, provider, n, seconds, cas.pid, procs=min(n, args.client_procs))
+                       for n in levels]
             if args.rate_clients:
                 rate = 50.0 if args.smoke else args.rate
-                results.append(measured(url, ctx, provider, args.rate_clients, seconds, cas.pid, rate))
+                results.append(measured(url, ctx, provider, args.rate_clients, seconds, cas.pid, rate,
+                                        procs=args.rate_client_procs))
         finally:
             cas.terminate()
             cas.wait(timeout=10)
