@@ -3,6 +3,7 @@ worker a connection lands on, and one supervisor that keeps the workers alive an
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -136,6 +137,24 @@ def test_a_killed_worker_is_restarted_and_the_shared_state_survives_it(
     assert fresh[0].attest("workers/crash", "app", workload.provider()).lease["id"]
     for client in [*pinned.values(), *fresh.values()]:
         client.close()
+
+
+def test_workers_that_keep_dying_stop_the_cas_instead_of_flapping(cas2: CasProcess) -> None:
+    """More than 5 restarts within a minute: the supervisor stops everything and exits non-zero."""
+    assert cas2.proc is not None
+    killed: set[int] = set()
+    while cas2.proc.poll() is None:
+        for pid in set(worker_pids(cas2)) - killed:
+            killed.add(pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+    assert cas2.proc.wait(timeout=30) == 1
+    wait_until(lambda: any("CAS_WORKER_FAILED" in line for line in cas2.stderr_lines))
+    # Two workers, then five restarts; the sixth death within the minute ends it (the test may not have seen the
+    # last restarted worker before the supervisor stopped it).
+    assert 6 <= len(killed) <= 7
+    wait_until(lambda: not any(alive(pid) for pid in killed))
 
 
 def test_sigterm_stops_every_worker_and_the_supervisor(cas2: CasProcess) -> None:

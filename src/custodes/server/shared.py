@@ -43,8 +43,9 @@ __all__ = ["Consumed", "LeaseRecord", "NonceRing", "NonceStatus", "SharedState",
 
 _SEQ = struct.Struct(">Q")
 
-# Header: generation, attestation-nonce sequence, read-nonce sequence, lease cursor (u64 each).
-_HEADER = struct.Struct("=QQQQ")
+# Header: generation, attestation-nonce sequence, read-nonce sequence, lease cursor (u64 each), clock floor (f64).
+_HEADER = struct.Struct("=QQQQd")
+_FLOOR_OFFSET = 32
 _HEADER_SIZE = 64
 
 # A nonce record: the nonce, its expiry (epoch seconds), its state, and a hash of what it was issued for.
@@ -311,6 +312,18 @@ class SharedState:
     def generation(self) -> int:
         """Bumped after every durable write that changes what workers cache (policies)."""
         return _HEADER.unpack_from(self._mem, 0)[0]
+
+    @property
+    def floor(self) -> float:
+        """The newest signed timestamp any worker has seen (epoch seconds; 0.0 for none): the shared clock floor."""
+        return struct.unpack_from("=d", self._mem, _FLOOR_OFFSET)[0]
+
+    def raise_floor(self, value: float) -> None:
+        if value <= self.floor:
+            return
+        with self.tables():
+            if value > self.floor:
+                struct.pack_into("=d", self._mem, _FLOOR_OFFSET, value)
 
     def bump_generation(self) -> int:
         with self.tables():

@@ -213,6 +213,30 @@ def test_generation_bumped_in_a_child_is_seen_by_the_parent(shared: SharedState,
     assert shared.bump_generation() == 4
 
 
+def test_clock_floor_raised_in_a_child_is_seen_by_the_parent_and_never_lowered(
+    shared: SharedState, processes: Processes
+) -> None:
+    assert shared.floor == 0.0
+    shared.raise_floor(1_700_000_000.5)
+    inbox, out = _pipe()
+
+    def raise_it() -> None:
+        state = shared.attach()
+        seen = state.floor
+        state.raise_floor(1_800_000_000.25)
+        state.raise_floor(1_750_000_000.0)  # older: ignored
+        _send(out, [seen, state.floor])
+
+    pid = processes.fork(raise_it)
+    os.close(out)
+    assert inbox.receive() == [1_700_000_000.5, 1_800_000_000.25]
+    assert processes.reap(pid) == 0
+    os.close(inbox.fd)
+    assert shared.floor == 1_800_000_000.25
+    shared.raise_floor(1.0)
+    assert shared.floor == 1_800_000_000.25
+
+
 # ------------------------------------------------------------------------------------------ locks
 
 
