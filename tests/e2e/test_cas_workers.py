@@ -164,6 +164,15 @@ def test_sigterm_stops_every_worker_and_the_supervisor(cas2: CasProcess) -> None
     wait_until(lambda: not any(alive(pid) for pid in pids))
 
 
+def test_a_worker_that_does_not_stop_is_killed_after_the_stop_timeout(tmp_path: Path, sim: SimVendor) -> None:
+    cas = CasProcess(tmp_path / "cas", sim.path, extra_args=["--workers", "2", "--stop-timeout", "1s"]).start()
+    pids = worker_pids(cas)
+    os.kill(pids[0], signal.SIGSTOP)  # a stopped process cannot act on SIGTERM
+    assert cas.stop() == 0
+    assert not any(alive(pid) for pid in pids)
+    wait_until(lambda: any("did not stop within 1 s; killing them" in line for line in cas.stderr_lines))
+
+
 def test_workers_die_with_a_killed_supervisor_and_free_the_port(cas2: CasProcess) -> None:
     pids = worker_pids(cas2)
     port = int(cas2.url.rsplit(":", 1)[1])

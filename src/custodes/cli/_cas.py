@@ -37,6 +37,9 @@ def serve_command(
     workers: Annotated[
         int, typer.Option(help="worker processes sharing the port, nonces and leases (about one per core)")
     ] = 1,
+    stop_timeout: Annotated[
+        str, typer.Option(help="how long requests may take to finish after SIGTERM before workers are killed")
+    ] = "30s",
 ) -> None:
     """Run the CAS over TLS 1.3. Without --sim-vendor it accepts no simulated evidence at all."""
     host, port = parse_listen(listen)
@@ -50,5 +53,6 @@ def serve_command(
             challenge_ttl=parse_duration(challenge_ttl),
             collateral_dir=collateral_dir,
             workers=workers,
+            stop_timeout=parse_duration(stop_timeout),
         )
     )

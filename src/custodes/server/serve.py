@@ -55,6 +55,7 @@ class ServeOptions:
     challenge_ttl: timedelta = DEFAULT_NONCE_TTL
     collateral_dir: Path | None = None  # default: DATA_DIR/collateral
     workers: int = 1
+    stop_timeout: timedelta = timedelta(seconds=30)  # graceful shutdown; then the supervisor kills the workers
 
 
 MAX_WORKERS = 64
@@ -231,6 +232,7 @@ def _serve_worker(cas: Cas, options: ServeOptions, *, sock: socket.socket | None
         timeout_keep_alive=30,
         http=_HttpProtocol,
         proxy_headers=False,  # no proxy in front: the peer address is the real one
+        timeout_graceful_shutdown=max(1, int(options.stop_timeout.total_seconds())),
     )
     config.load()
     config.ssl = cas.identity.ssl_context()
@@ -290,12 +292,26 @@ class _Supervisor:
         finally:
             os.close(ready_r)
             self._stop(signal.SIGTERM, None)
-            while self.workers:
-                with contextlib.suppress(ChildProcessError):
-                    pid, _ = os.waitpid(-1, 0)
-                    self.workers.pop(pid, None)
-                    continue
-                break
+            self._reap(self.options.stop_timeout.total_seconds())
+
+    def _reap(self, timeout: float) -> None:
+        """Wait for the workers to finish their requests and exit; kill the ones still running after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while self.workers:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid:
+                self.workers.pop(pid, None)
+            elif time.monotonic() > deadline:
+                log.error("workers %s did not stop within %.0f s; killing them", sorted(self.workers), timeout)
+                for straggler in self.workers:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(straggler, signal.SIGKILL)
+                deadline = float("inf")
+            else:
+                time.sleep(0.02)
 
     def _spawn(self, index: int, ready_w: int) -> None:
         parent = os.getpid()
@@ -350,7 +366,9 @@ class _Supervisor:
             except ChildProcessError:
                 return
             index = self.workers.pop(pid, None)
-            if self.stopping or index is None:
+            if self.stopping:
+                return
+            if index is None:
                 continue
             now = time.monotonic()
             self.restarts = [t for t in self.restarts if now - t < RESTART_WINDOW_S] + [now]
