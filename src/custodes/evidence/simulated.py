@@ -408,6 +408,8 @@ class SimVerifier:
         x509, name_oid = _x509()
         try:
             cert = x509.load_der_x509_certificate(der)
+            if cert.serial_number <= 0:  # RFC 5280 §4.1.2.2; cryptography only warns about it (for now)
+                raise ValueError("certificate serial number is not positive")
             pub = cert.public_key()
             if not isinstance(pub, ec.EllipticCurvePublicKey) or not isinstance(pub.curve, ec.SECP256R1):
                 raise ValueError("platform key is not P-256")

@@ -6,13 +6,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.utils import CryptographyDeprecationWarning
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from _support import make_sim
 from custodes.clock import utcnow
 from custodes.errors import CollateralError, EvidenceError
-from custodes.evidence.simulated import SimVerifier, parse_evidence, verify_tcb_info
+from custodes.evidence.simulated import SimVerifier, make_evidence, parse_evidence, verify_tcb_info
 from custodes.evidence.simvendor import SimVendor, load_sim_verifier
 
 MEASUREMENT = bytes(range(48))
@@ -103,6 +105,30 @@ def test_random_bytes_never_raise_anything_but_evidence_errors(vendor: SimVendor
         verifier.verify(data, now=utcnow())
 
 
+def test_platform_certificate_with_a_negative_serial_is_malformed(vendor: SimVendor) -> None:
+    """RFC 5280 wants positive serials; cryptography still parses others with a warning, so the verifier refuses
+    them itself, before it checks the vendor's signature."""
+    platform = vendor.platforms()[0]
+    cert_der, platform_key, attestation_key, endorsement = platform._keys
+    serial = x509.load_der_x509_certificate(cert_der).serial_number
+    content = serial.to_bytes((serial.bit_length() + 8) // 8, "big")  # DER INTEGER content, with a leading 0
+    encoded = bytes([0x02, len(content)]) + content
+    assert cert_der.count(encoded) == 1
+    negative = cert_der.replace(encoded, bytes([0x02, len(content), 0x80]) + content[1:])
+    forged = make_evidence(
+        platform_cert_der=negative,
+        platform_key=platform_key,
+        attestation_key=attestation_key,
+        measurement=MEASUREMENT,
+        report_data=REPORT,
+        ak_endorsement=endorsement,
+    )
+    with pytest.warns(CryptographyDeprecationWarning), pytest.raises(EvidenceError) as err:
+        load_sim_verifier(vendor.path).verify(forged, now=utcnow())
+    assert err.value.code == "SIM_EVIDENCE_MALFORMED"
+
+
+@pytest.mark.filterwarnings("ignore:Parsed a serial number which wasn't positive")  # refused: see the test above
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     edits=st.lists(st.tuples(st.integers(min_value=0, max_value=4000), st.integers(1, 255)), min_size=1, max_size=4),
