@@ -42,8 +42,12 @@ secrets:
 
 
 def worker_pids(cas: CasProcess) -> list[int]:
+    """The supervisor's live children (none once it has exited)."""
     assert cas.proc is not None
-    children = Path(f"/proc/{cas.proc.pid}/task/{cas.proc.pid}/children").read_text().split()
+    try:
+        children = Path(f"/proc/{cas.proc.pid}/task/{cas.proc.pid}/children").read_text().split()
+    except (FileNotFoundError, ProcessLookupError):
+        return []
     return sorted(int(pid) for pid in children)
 
 
