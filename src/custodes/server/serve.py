@@ -67,7 +67,7 @@ READY_TIMEOUT_S = 60.0
 def build_cas(
     options: ServeOptions,
     *,
-    shared: SharedState | None = None,
+    shared: SharedState,
     clock: FlooredClock | None = None,
     binding: ReportDataBinding | None = None,
     worker: int = 0,
@@ -97,7 +97,7 @@ def build_cas(
         verifiers=verifiers,
         clock=clock,
         nonce_ttl=options.challenge_ttl,
-        shared=shared or SharedState(options.data_dir).attach(),
+        shared=shared,
         binding=binding,
         # One worker: verify on threads beside the event loop, to use the other cores. Several: the workers do.
         verify_threads=min(4, os.cpu_count() or 1) if options.workers == 1 else 0,

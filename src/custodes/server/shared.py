@@ -37,7 +37,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from custodes.protocol import NONCE_BYTES
+from custodes.protocol import NONCE_BYTES, b64e
 
 __all__ = ["Consumed", "LeaseRecord", "NonceRing", "NonceStatus", "SharedState", "binding_of"]
 
@@ -194,7 +194,7 @@ class _LeaseTable:
 
 
 def _lease_id(slot: int, tag: bytes) -> str:
-    return base64.urlsafe_b64encode(_LEASE_ID.pack(slot, tag)).rstrip(b"=").decode()
+    return b64e(_LEASE_ID.pack(slot, tag))
 
 
 def _parse_lease_id(lease_id: str) -> tuple[int, bytes] | None:
