@@ -11,7 +11,7 @@ import threading
 from datetime import UTC, datetime
 from typing import Protocol
 
-__all__ = ["Clock", "FixedClock", "FlooredClock", "SystemClock", "require_utc", "utcnow"]
+__all__ = ["Clock", "FixedClock", "FlooredClock", "SystemClock", "require_utc", "rfc3339", "utcnow"]
 
 
 def require_utc(value: datetime) -> datetime:
@@ -19,6 +19,11 @@ def require_utc(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("datetime must be timezone-aware (UTC)")
     return value.astimezone(UTC)
+
+
+def rfc3339(value: datetime) -> str:
+    """An aware datetime as RFC 3339 in UTC with a ``Z`` (microseconds when it has them), as the API writes times."""
+    return require_utc(value).replace(tzinfo=None).isoformat() + "Z"
 
 
 def utcnow() -> datetime:

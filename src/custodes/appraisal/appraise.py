@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from custodes.clock import require_utc
+from custodes.clock import require_utc, rfc3339
 from custodes.evidence.claims import Claims
 
 __all__ = ["REASONS", "Verdict", "appraise", "measurement_matches"]
@@ -69,7 +69,7 @@ class Verdict:
 
     def to_json(self) -> dict[str, Any]:
         def ts(value: datetime | None) -> str | None:
-            return value.isoformat().replace("+00:00", "Z") if value else None
+            return rfc3339(value) if value else None
 
         return {
             "accepted": self.accepted,

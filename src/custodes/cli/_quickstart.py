@@ -28,7 +28,7 @@ from typing import IO, Annotated
 import typer
 
 from custodes.client import CasClient, CasError
-from custodes.clock import utcnow
+from custodes.clock import rfc3339, utcnow
 from custodes.evidence.measure import measure_paths
 from custodes.evidence.simvendor import SimVendor
 from custodes.ledger.keys import fingerprint, load_private_key, write_key_pair
@@ -232,7 +232,7 @@ def run_quickstart(work: Path) -> None:
             print("    v1 and v2 run side by side with identical secrets (same hash prefixes)")
 
             _step(9, "The owner deprecates v1 (advisory CVE-2026-0001); after D = 3s its renewal is refused", )
-            since = utcnow().isoformat().replace("+00:00", "Z")
+            since = rfc3339(utcnow())
             deprecated = both.replace(
                 f'      - {{tee: simulated, measurement: "{v1}"}}',
                 f'      - {{tee: simulated, measurement: "{v1}", '

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from custodes.clock import rfc3339
+
 __all__ = ["TCB_STATUSES", "Claims", "TcbStatus", "TeeType"]
 
 TeeType = Literal["simulated", "sgx-dcap", "tdx", "sev-snp"]
@@ -101,7 +103,7 @@ class Claims:
         """A JSON-ready view (used by ``custodes evidence verify --json`` and by verdicts)."""
 
         def ts(value: datetime | None) -> str | None:
-            return value.isoformat().replace("+00:00", "Z") if value else None
+            return rfc3339(value) if value else None
 
         return {
             "tee": self.tee,

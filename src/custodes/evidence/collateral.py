@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from custodes.clock import rfc3339
 from custodes.errors import CollateralError, EvidenceError
 from custodes.evidence._bundles import DCAP_FIELDS, DcapCollateral, SnpCollateral
 from custodes.evidence._dcap_quote import DcapQuote
@@ -44,7 +45,7 @@ class StoredBundle:
 
     def summary(self) -> dict[str, object]:
         def ts(v: datetime | None) -> str | None:
-            return v.isoformat().replace("+00:00", "Z") if v else None
+            return rfc3339(v) if v else None
 
         return {"kind": self.kind, **self.key, "issued_at": ts(self.issued_at), "next_update": ts(self.next_update)}
 

@@ -81,6 +81,8 @@ def _plain(value: Any) -> Any:
     if isinstance(value, timedelta):
         return int(value.total_seconds())
     if isinstance(value, datetime):
+        # Not clock.rfc3339: YAML gives naive datetimes too, and the canonical bytes (hence every policy hash)
+        # must not change.
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}

@@ -23,7 +23,7 @@ from typing import Any
 
 from custodes import __version__
 from custodes.appraisal import Verdict, appraise
-from custodes.clock import FlooredClock
+from custodes.clock import FlooredClock, rfc3339
 from custodes.evidence.claims import Claims
 from custodes.ledger.keys import fingerprint, load_public_key
 from custodes.ledger.note import NoteError, NoteKey, SignedNote, parse_note, verify_note
@@ -71,13 +71,6 @@ class _State:
 
 
 _Verified = tuple[Claims, Verdict, str]
-
-
-def _ts(value: datetime) -> str:
-    """RFC 3339 in UTC with a ``Z``."""
-    if value.utcoffset():
-        value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat() + "Z"
 
 
 def _spec_hash(spec: Any) -> str:
@@ -265,7 +258,7 @@ class Cas:
     def auth_challenge(self) -> dict[str, str]:
         """A single-use nonce for signing a read request."""
         nonce, expires = self._issue_nonce(self.shared.read_nonces, _READ_BINDING, retain=timedelta(0))
-        return {"nonce": nonce.hex(), "expires_at": _ts(expires)}
+        return {"nonce": nonce.hex(), "expires_at": rfc3339(expires)}
 
     def _issue_nonce(self, ring: NonceRing, binding: bytes, *, retain: timedelta) -> tuple[bytes, datetime]:
         now = self._now()
@@ -307,7 +300,7 @@ class Cas:
             raise ApiError(404, "SERVICE_UNKNOWN", f"policy {policy} has no service {service!r}")
         # A used nonce is retained for another TTL after it expires, so that a replay is named as one.
         nonce, expires = self._issue_nonce(self.shared.nonces, binding_of(policy, service), retain=self.nonce_ttl)
-        return {"nonce": b64e(nonce), "expires_at": _ts(expires)}
+        return {"nonce": b64e(nonce), "expires_at": rfc3339(expires)}
 
     def _consume_nonce(self, nonce: bytes, policy: str, service: str, now: datetime) -> None:
         with self.shared.tables():
@@ -358,9 +351,9 @@ class Cas:
             "sealed_config": b64e(sealed),
             "lease": {
                 "id": lease.id,
-                "issued_at": _ts(now),
-                "expires_at": _ts(lease.expires_at),
-                "renew_after": _ts(lease.renew_after),
+                "issued_at": rfc3339(now),
+                "expires_at": rfc3339(lease.expires_at),
+                "renew_after": rfc3339(lease.renew_after),
                 "stop_grace": service.lease.stop_grace.total_seconds(),
             },
             "policy_version": loaded.policy.hash,
@@ -501,7 +494,7 @@ class Cas:
                     self._state.secrets[(policy_name, spec.name)] = (spec_hash, material)
                     return material
             material = generate_secret(spec, issuer=issuer, now=now)
-            record = {"spec": spec_hash, "material": b64e(material.to_bytes()), "generated_at": _ts(now)}
+            record = {"spec": spec_hash, "material": b64e(material.to_bytes()), "generated_at": rfc3339(now)}
             # ``expect`` as a second line of defence: never overwrite material another worker may have handed out.
             expect = {record_name: self.store.version_of(record_name) if raw is not None else None}
             await asyncio.to_thread(self.store.commit, {record_name: json.dumps(record).encode()}, expect=expect)
@@ -522,7 +515,7 @@ class Cas:
             "worker": self.worker,
             "worker_pid": os.getpid(),
             "store": {"epoch": head.epoch, "version": head.version},
-            "time": _ts(self._now()),
+            "time": rfc3339(self._now()),
             "uptime_s": round(time.monotonic() - _START, 1),
         }
 
