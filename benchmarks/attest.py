@@ -347,7 +347,8 @@ def main() -> None:
             cas.wait(timeout=10)
         base = crypto_baselines(work, provider, min(seconds, 2.0))
 
-    top = max((r for r in results if r["mode"] == "closed loop"), key=lambda r: r["clients"])
+    closed = [r for r in results if r["mode"] == "closed loop"]
+    top = max(closed or results, key=lambda r: r["clients"])  # the ratios' numerator: the highest closed loop
     print(json.dumps({
         "benchmark": "attest",
         "cpus": os.cpu_count(),

@@ -10,8 +10,8 @@ from custodes.protocol import RuntimeKey, b64d, b64e, report_data_for
 
 
 def clients_per_worker(cas: CasProcess, workers: int, attempts: int = 200) -> dict[int, CasClient]:
-    """One open client (one keep-alive connection) per worker. Which worker accepts a new connection is up to the
-    kernel, so connect until every worker has answered; the spare clients are closed."""
+    """One open client (one keep-alive connection) per worker. The supervisor sends each new connection to the
+    least-loaded worker, so this takes ``workers`` connections unless others are open; spares are closed."""
     found: dict[int, CasClient] = {}
     for _ in range(attempts):
         client = cas.client()

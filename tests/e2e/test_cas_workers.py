@@ -73,6 +73,25 @@ def cas2(tmp_path: Path, sim: SimVendor) -> Iterator[CasProcess]:
     process.stop()
 
 
+def test_connections_are_spread_evenly_and_go_to_the_least_loaded_worker(cas2: CasProcess) -> None:
+    """The supervisor passes each connection to the worker with the fewest open (server/balancer.py), so a
+    keep-alive fleet splits exactly, not as the kernel's wake-ups happen to fall."""
+    clients = [cas2.client() for _ in range(10)]
+    try:
+        workers = [client.status()["worker"] for client in clients]
+        assert sorted(workers) == [0] * 5 + [1] * 5
+        for client, worker in zip(clients, workers, strict=True):
+            if worker == 0:
+                client.close()
+        time.sleep(1.0)  # worker 0 sees the five connections end
+        fresh = [cas2.client() for _ in range(4)]
+        clients += fresh
+        assert [client.status()["worker"] for client in fresh] == [0, 0, 0, 0]
+    finally:
+        for client in clients:
+            client.close()
+
+
 def test_every_worker_serves_the_same_policies_secrets_and_leases(
     cas2: CasProcess, workload: Workload, owner: Owner
 ) -> None:

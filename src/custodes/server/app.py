@@ -8,29 +8,29 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
 from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from custodes.errors import CustodesError
 from custodes.ledger.keys import split_public_pems
 from custodes.protocol import b64d
 from custodes.server.cas import Cas
-from custodes.server.errors import ApiError, status_for
+from custodes.server.errors import status_for
+from custodes.server.http import HotRoute, error_json
 
-__all__ = ["create_app"]
+__all__ = ["CasApp", "create_app"]
 
 log = logging.getLogger("custodes.cas")
 
-MAX_BODY_BYTES = 2 << 20
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$"
 
 
@@ -64,38 +64,13 @@ class PolicyRequest(_Model):
     keys: list[str] = Field(default_factory=list, max_length=64, description="public key PEMs for fingerprint keys")
 
 
-def _error_body(code: str, message: str, reasons: list[str] | None = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "reasons": reasons or []}}
-
-
-def _error(status: int, code: str, message: str, reasons: list[str] | None = None) -> JSONResponse:
-    return JSONResponse(_error_body(code, message, reasons), status_code=status)
+def _error(status: int, code: str, message: str, reasons: list[str] | None = None) -> Response:
+    return Response(error_json(code, message, reasons), status_code=status, media_type="application/json")
 
 
 def _validation_reasons(errors: Any) -> list[str]:
     """Where and why a request failed validation: the field path and pydantic's message, never the value."""
     return [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in errors][:20]
-
-
-def _declared_too_large(scope: Scope) -> bool:
-    """Whether the request declares a body over ``MAX_BODY_BYTES`` (or an unreadable length)."""
-    for name, value in scope.get("headers", ()):
-        if name == b"content-length" and (not value.isdigit() or int(value) > MAX_BODY_BYTES):
-            return True
-    return False
-
-
-class _BodyLimit:
-    """Refuse request bodies over ``MAX_BODY_BYTES`` (413) before they are buffered."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and _declared_too_large(scope):
-            await _error(413, "REQUEST_TOO_LARGE", "request body too large")(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
 
 
 def _keys_header(value: str | None) -> list[str]:
@@ -105,10 +80,8 @@ def _keys_header(value: str | None) -> list[str]:
     return split_public_pems(text)
 
 
-
-
 def _delegate(handler: _Handler) -> Callable[[Request], Awaitable[JSONResponse]]:
-    """A Starlette endpoint running a :class:`HotRoutes` handler; validation errors go to FastAPI's handler."""
+    """A Starlette endpoint running a hot route's handler; validation errors go to FastAPI's handler."""
 
     async def endpoint(request: Request) -> JSONResponse:
         try:
@@ -130,68 +103,46 @@ _EXTRA_SCHEMAS: dict[str, Any] = {}
 
 
 _Handler = Callable[[bytes], Awaitable[dict[str, Any]]]
-_JSON_HEADERS = b"application/json"
 
 
-class HotRoutes:
-    """The attestation routes as a bare ASGI app in front of FastAPI; every other request passes through.
+@dataclass(frozen=True)
+class CasApp:
+    """The CAS's HTTP API: the two attestation routes, served directly by :mod:`custodes.server.http`, and the
+    FastAPI app for everything else.
 
-    Each attestation is two requests, and FastAPI's stack (six middleware layers, routing, request and response
-    objects) cost about a fifth of the CAS's CPU per attestation (``benchmarks/attest.py``). Here a request is
-    its body, one pydantic validation and one JSON encoding (orjson). Errors take the same shape, codes and statuses as
-    the FastAPI handlers (one place maps them: :func:`status_for` and :func:`_validation_reasons`); methods other
-    than POST fall through to FastAPI, which answers 405.
+    Each attestation is two requests, so their cost per request matters most: here a request is its body, one
+    pydantic validation and one JSON encoding (orjson). Their errors take the same shape, codes and statuses as the
+    FastAPI handlers (one place maps them: :func:`status_for` and :func:`_validation_reasons`). Other methods on
+    their paths, and the paths with a query string, reach FastAPI, which answers 405 or runs the same handler.
     """
 
-    def __init__(self, app: ASGIApp, routes: dict[str, _Handler]) -> None:
-        self.app = app
-        self.routes = routes
+    hot: dict[bytes, HotRoute]
+    asgi: FastAPI
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        handler = self.routes.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
-        if handler is None:
-            await self.app(scope, receive, send)
-            return
+
+def _hot_route(handler: _Handler) -> HotRoute:
+    async def route(body: bytes) -> tuple[int, bytes]:
         try:
-            status, result = 200, await handler(await _read_body(scope, receive))
+            return 200, orjson.dumps(await handler(body))
         except CustodesError as exc:
-            status, result = status_for(exc), _error_body(exc.code, exc.message, exc.reasons)
+            status = status_for(exc)
             if status >= 500:
                 log.error("refusing: %s", exc)
+            return status, error_json(exc.code, exc.message, exc.reasons)
         except ValidationError as exc:
             reasons = _validation_reasons(exc.errors(include_input=False))
-            status, result = 400, _error_body("REQUEST_INVALID", "the request does not match the API schema", reasons)
+            return 400, error_json("REQUEST_INVALID", "the request does not match the API schema", reasons)
         except Exception as exc:  # the same catch-all as FastAPI's handler: a 500, never a trace
             log.error("internal error: %s", type(exc).__name__)
-            status, result = 500, _error_body("INTERNAL_ERROR", "internal error")
-        body = orjson.dumps(result)
-        headers = [(b"content-type", _JSON_HEADERS), (b"content-length", b"%d" % len(body))]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+            return 500, error_json("INTERNAL_ERROR", "internal error")
+
+    return route
 
 
-async def _read_body(scope: Scope, receive: Receive) -> bytes:
-    """The whole request body, refused with ``REQUEST_TOO_LARGE`` beyond ``MAX_BODY_BYTES`` (declared or sent)."""
-    if _declared_too_large(scope):
-        raise ApiError(413, "REQUEST_TOO_LARGE", "request body too large")
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            raise ApiError(400, "REQUEST_INVALID", "the client went away before its request was complete")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise ApiError(413, "REQUEST_TOO_LARGE", "request body too large")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-def create_app(cas: Cas) -> HotRoutes:
-    """The CAS's ASGI app: :class:`HotRoutes` for attestation in front of the FastAPI app for the rest."""
+def create_app(cas: Cas) -> CasApp:
+    """The CAS's API: the hot attestation routes, and the FastAPI app for the rest."""
     hot = _hot_handlers(cas)
-    return HotRoutes(_fastapi_app(cas, hot), hot)
+    return CasApp({path.encode(): _hot_route(handler) for path, handler in hot.items()}, _fastapi_app(cas, hot))
 
 
 def _hot_handlers(cas: Cas) -> dict[str, _Handler]:
@@ -215,27 +166,26 @@ def _fastapi_app(cas: Cas, hot: dict[str, _Handler]) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    app.add_middleware(_BodyLimit)
 
     @app.exception_handler(CustodesError)
-    async def _custodes_error(_: Request, exc: CustodesError) -> JSONResponse:
+    async def _custodes_error(_: Request, exc: CustodesError) -> Response:
         status = status_for(exc)
         if status >= 500:
             log.error("refusing: %s", exc)
         return _error(status, exc.code, exc.message, exc.reasons)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(_: Request, exc: RequestValidationError) -> Response:
         reasons = _validation_reasons(exc.errors())
         return _error(400, "REQUEST_INVALID", "the request does not match the API schema", reasons)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
         return _error(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(Exception)
-    async def _internal_error(_: Request, exc: Exception) -> JSONResponse:
+    async def _internal_error(_: Request, exc: Exception) -> Response:
         log.error("internal error: %s", type(exc).__name__)
         return _error(500, "INTERNAL_ERROR", "internal error")
 

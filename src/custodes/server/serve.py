@@ -1,10 +1,11 @@
-"""Run the CAS: open the store, load the identity, serve the API over TLS 1.3 with uvicorn.
+"""Run the CAS: open the store, load the identity, serve the API over TLS 1.3 (:mod:`custodes.server.http`).
 
 With ``workers`` > 1 the process becomes a supervisor: it checks the state once, binds the listening socket, maps
-the shared tables (:mod:`custodes.server.shared`) and forks that many worker processes, which all accept on the
-socket. CPython runs one thread of Python at a time, so on a multi-core machine several processes are how the CAS
-uses the cores. The supervisor restarts a worker that dies and gives up (exit, fail closed) if they keep dying;
-workers die with the supervisor (``PR_SET_PDEATHSIG``), so a killed CAS leaves nothing behind serving the port.
+the shared tables (:mod:`custodes.server.shared`) and forks that many worker processes. The supervisor accepts
+and passes each connection to the worker with the fewest (:mod:`custodes.server.balancer`). CPython runs one
+thread of Python at a time, so on a multi-core machine several processes are how the CAS uses the cores. The
+supervisor restarts a worker that dies and gives up (exit, fail closed) if they keep dying; workers die with the
+supervisor (``PR_SET_PDEATHSIG``), so a killed CAS leaves nothing behind serving the port.
 """
 
 from __future__ import annotations
@@ -13,28 +14,29 @@ import asyncio
 import contextlib
 import ctypes
 import fcntl
+import functools
 import gc
 import logging
 import os
 import select
 import signal
 import socket
+import ssl
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-
 from custodes.clock import FlooredClock
 from custodes.errors import CustodesError
 from custodes.server.app import create_app
+from custodes.server.balancer import Balancer, ConnectionCounts, adopt_connections
 from custodes.server.binding import ReportDataBinding
 from custodes.server.cas import DEFAULT_NONCE_TTL, Cas
+from custodes.server.http import HttpServer
 from custodes.server.identity import load_or_create_identity
 from custodes.server.shared import SharedState
 from custodes.server.verifiers import Verifiers
@@ -62,6 +64,7 @@ MAX_WORKERS = 64
 RESTART_LIMIT = 5  # worker restarts within RESTART_WINDOW_S before the supervisor gives up
 RESTART_WINDOW_S = 60.0
 READY_TIMEOUT_S = 60.0
+TLS_HANDSHAKE_TIMEOUT_S = 10.0
 
 
 def build_cas(
@@ -106,48 +109,6 @@ def build_cas(
     )
 
 
-class _CoalescingTransport:
-    """A transport proxy whose writes in one event-loop turn leave as one write.
-
-    uvicorn writes a response's head and body separately; over TLS each write is its own record and its own
-    send(2). Joining them saves a record and a system call per response (every attestation is two responses).
-    Everything but ``write`` and ``close`` (which flushes first) goes to the real transport.
-    """
-
-    __slots__ = ("_buffer", "_loop", "_transport")
-
-    def __init__(self, transport: asyncio.Transport) -> None:
-        self._transport = transport
-        self._loop = asyncio.get_running_loop()
-        self._buffer: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        if not self._buffer:
-            self._loop.call_soon(self._flush)
-        self._buffer.append(data)
-
-    def _flush(self) -> None:
-        if self._buffer:
-            data = b"".join(self._buffer)
-            self._buffer.clear()
-            if not self._transport.is_closing():
-                self._transport.write(data)
-
-    def close(self) -> None:
-        self._flush()
-        self._transport.close()
-
-    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
-        return getattr(self._transport, name)
-
-
-class _HttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol over a :class:`_CoalescingTransport`."""
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(_CoalescingTransport(transport))  # type: ignore[arg-type]
-
-
 def _loop_factory():  # type: ignore[no-untyped-def]
     """uvloop where installed (it is a dependency): its TLS transport roughly halves the per-request cost."""
     try:
@@ -176,7 +137,9 @@ def serve(
         if options.workers == 1:
             cas = build_cas(options, shared=shared.attach(), clock=clock, binding=binding)
             try:
-                _serve_worker(cas, options, sock=None, ready=_print_listening(options))
+                with _listening_socket(options.host, options.port) as sock:
+                    ready = functools.partial(_print_listening, options.host, sock.getsockname()[1])
+                    _serve_worker(cas, options, start=_accepting(sock), ready=ready)
             finally:
                 cas.store.close()
             return
@@ -213,30 +176,41 @@ def _listening_socket(host: str, port: int) -> Iterator[socket.socket]:
         yield sock
 
 
-def _print_listening(options: ServeOptions) -> Callable[[int], None]:
-    def ready(port: int) -> None:
-        print(f"custodes CAS listening on https://{options.host}:{port}", flush=True)
-
-    return ready
+def _print_listening(host: str, port: int) -> None:
+    print(f"custodes CAS listening on https://{host}:{port}", flush=True)
 
 
-def _serve_worker(cas: Cas, options: ServeOptions, *, sock: socket.socket | None, ready: Callable[[int], None]) -> None:
-    """Run uvicorn on this process's event loop until SIGTERM/SIGINT; call ``ready(port)`` once it accepts."""
-    config = uvicorn.Config(
-        create_app(cas),
-        host=options.host,
-        port=options.port,
-        log_level="warning",
-        access_log=options.access_log,
-        lifespan="off",
-        timeout_keep_alive=30,
-        http=_HttpProtocol,
-        proxy_headers=False,  # no proxy in front: the peer address is the real one
-        timeout_graceful_shutdown=max(1, int(options.stop_timeout.total_seconds())),
-    )
-    config.load()
-    config.ssl = cas.identity.ssl_context()
-    server = uvicorn.Server(config)
+# How a worker gets its connections: it starts taking them, and returns how to stop.
+_Start = Callable[[HttpServer, ssl.SSLContext], Awaitable[Callable[[], None]]]
+
+
+def _accepting(sock: socket.socket) -> _Start:
+    """Accept on the listening socket itself (one worker)."""
+
+    async def start(server: HttpServer, tls: ssl.SSLContext) -> Callable[[], None]:
+        listener = await asyncio.get_running_loop().create_server(
+            server.protocol, sock=sock, ssl=tls, backlog=2048, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S
+        )
+        return listener.close
+
+    return start
+
+
+def _adopting(channel: socket.socket, finished: Callable[[], None]) -> _Start:
+    """Serve the connections the supervisor passes over ``channel`` (several workers; server/balancer.py)."""
+
+    async def start(server: HttpServer, tls: ssl.SSLContext) -> Callable[[], None]:
+        adopt_connections(channel, server.protocol, tls, handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S, finished=finished)
+        return functools.partial(asyncio.get_running_loop().remove_reader, channel.fileno())
+
+    return start
+
+
+def _serve_worker(cas: Cas, options: ServeOptions, *, start: _Start, ready: Callable[[], None]) -> None:
+    """Serve the API until SIGTERM/SIGINT; call ``ready()`` once connections are being taken."""
+    app = create_app(cas)
+    server = HttpServer(app.hot, app.asgi, log_access=options.access_log)
+    tls = cas.identity.ssl_context()
     # Everything loaded so far (FastAPI, pydantic, the policies) lives as long as the process. Moving it out of
     # the collector's reach keeps a full collection from scanning ~60,000 objects (~20 ms) in the middle of an
     # attestation; at 64 concurrent clients that pause was a visible part of the p99 (benchmarks/attest.py).
@@ -245,15 +219,14 @@ def _serve_worker(cas: Cas, options: ServeOptions, *, sock: socket.socket | None
 
     async def run() -> None:
         loop = asyncio.get_running_loop()
+        stopped = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
-        task = asyncio.create_task(server.serve(sockets=[sock] if sock is not None else None))
-        while not server.started and not task.done():
-            await asyncio.sleep(0.01)
-        if server.started:
-            sockets = [s for srv in server.servers for s in srv.sockets]
-            ready(sockets[0].getsockname()[1] if sockets else options.port)
-        await task
+            loop.add_signal_handler(sig, stopped.set)
+        stop_taking = await start(server, tls)
+        ready()
+        await stopped.wait()
+        stop_taking()
+        await server.shutdown(options.stop_timeout.total_seconds())
 
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(run())
@@ -276,6 +249,7 @@ class _Supervisor:
         self.workers: dict[int, int] = {}  # pid -> worker index
         self.restarts: list[float] = []
         self.stopping = False
+        self.balancer = Balancer(ConnectionCounts(options.workers), options.workers)
 
     def run(self) -> None:
         ready_r, ready_w = os.pipe()
@@ -292,6 +266,7 @@ class _Supervisor:
         finally:
             os.close(ready_r)
             self._stop(signal.SIGTERM, None)
+            self.balancer.close_all()
             self._reap(self.options.stop_timeout.total_seconds())
 
     def _reap(self, timeout: float) -> None:
@@ -315,24 +290,31 @@ class _Supervisor:
 
     def _spawn(self, index: int, ready_w: int) -> None:
         parent = os.getpid()
+        channel = self.balancer.open_channel(index)
         pid = os.fork()
         if pid:
+            channel.close()
             self.workers[pid] = index
             return
         code = 1
         try:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            signal.set_wakeup_fd(-1)
             _die_with(parent)
+            self.sock.close()  # the supervisor accepts; a worker only serves what it is passed
+            self.balancer.close_all()
             shared = self.shared.attach()
             cas = build_cas(self.options, shared=shared, clock=self.clock, binding=self.binding, worker=index)
 
-            def ready(_port: int) -> None:
+            def ready() -> None:
                 if ready_w >= 0:
                     os.write(ready_w, b"+")
                     os.close(ready_w)
 
-            _serve_worker(cas, self.options, sock=self.sock, ready=ready)
+            finished = functools.partial(self.balancer.counts.finish, index)
+            _serve_worker(cas, self.options, start=_adopting(channel, finished), ready=ready)
             code = 0
         except CustodesError as exc:  # a worker reports, then exits without unwinding into the supervisor's code
             print(f"custodes CAS worker: {exc.code}: {exc.message}", file=sys.stderr)
@@ -360,16 +342,49 @@ class _Supervisor:
                 count += len(os.read(ready_r, 64))
 
     def _supervise(self) -> None:
-        while self.workers:
+        """Accept connections and pass each to the least-loaded worker; restart workers that die."""
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wake_w)  # a signal (SIGCHLD, SIGTERM) wakes the select below
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.sock.setblocking(False)
+        try:
+            while self.workers and not self.stopping:
+                readable, _, _ = select.select([self.sock, wake_r], [], [], 1.0)
+                if wake_r in readable:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(wake_r, 512)
+                if self.sock in readable:
+                    self._accept()
+                self._restart_exited()
+        finally:
+            signal.set_wakeup_fd(-1)
+            os.close(wake_r)
+            os.close(wake_w)
+
+    def _accept(self) -> None:
+        for _ in range(256):  # a burst at a time, then look at the workers again
             try:
-                pid, status = os.waitpid(-1, 0)
+                conn, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # EMFILE and the like: log, back off, and let the backlog hold the rest
+                log.error("accept failed: %s", exc.strerror)
+                time.sleep(0.05)
+                return
+            self.balancer.dispatch(conn)
+
+    def _restart_exited(self) -> None:
+        while self.workers and not self.stopping:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
-            index = self.workers.pop(pid, None)
-            if self.stopping:
+            if not pid:
                 return
+            index = self.workers.pop(pid, None)
             if index is None:
                 continue
+            self.balancer.close_channel(index)
             now = time.monotonic()
             self.restarts = [t for t in self.restarts if now - t < RESTART_WINDOW_S] + [now]
             if len(self.restarts) > RESTART_LIMIT:

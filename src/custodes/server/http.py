@@ -1,0 +1,406 @@
+"""The CAS's HTTP/1.1 server: asyncio (uvloop) for TLS and sockets, llhttp (``httptools``) for parsing.
+
+Why not uvicorn: an attestation is two small requests, and at 1,000 attestations/s offered uvicorn's per-request
+machinery (ASGI scope, task, cycle and message dicts, a keep-alive timer per response) cost ~95 µs of CPU per
+request on the 2-core benchmark machine, against ~25 µs here: about a sixth of the CAS's CPU per attestation
+(``benchmarks/attest.py``, docs/benchmarks.md). So the two attestation routes run directly on the connection
+(:class:`HotRoute`), and every other request goes to the ASGI app (FastAPI) through a minimal bridge: the whole
+request body in, the whole response out (the API streams nothing).
+
+What a client cannot do (each refusal is the API's JSON error; the connection then closes):
+
+* send headers over ``max_header_bytes`` (431) or a body over ``max_body_bytes`` (413), declared or sent;
+* send anything llhttp rejects (400 ``REQUEST_INVALID``): both ``Content-Length`` and ``Transfer-Encoding``,
+  duplicate lengths, bare LF line ends, bad tokens; so requests cannot be smuggled past the parser;
+* ask for a protocol upgrade (400: the CAS speaks HTTP/1.1 only);
+* hold a connection without finishing a request (``request_timeout``) or idle beyond ``keep_alive``;
+* open more than ``max_connections`` connections to one worker (the newest is closed at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import resource
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import unquote
+
+import httptools
+import orjson
+from starlette.types import ASGIApp
+
+__all__ = ["HotRoute", "HttpLimits", "HttpServer", "error_json"]
+
+log = logging.getLogger("custodes.cas")
+access_log = logging.getLogger("custodes.access")
+
+# A hot route: the request body in, (status, JSON body) out. It maps its own errors (server/app.py).
+HotRoute = Callable[[bytes], Awaitable[tuple[int, bytes]]]
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    max_header_bytes: int = 16 << 10  # request line and headers
+    max_headers: int = 100
+    max_body_bytes: int = 2 << 20
+    max_pipelined: int = 16  # complete requests queued on one connection before it stops reading
+    keep_alive: float = 30.0  # idle seconds between requests before the CAS closes the connection
+    request_timeout: float = 30.0  # seconds from a request's first byte to its last
+    max_connections: int = 10_000  # per worker; also kept below the open-file limit
+
+
+def error_json(code: str, message: str, reasons: list[str] | None = None) -> bytes:
+    """The API's error body (DESIGN.md §4): ``{"error": {"code", "message", "reasons"}}``."""
+    return orjson.dumps({"error": {"code": code, "message": message, "reasons": reasons or []}})
+
+
+_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class _Refusal(Exception):
+    """Raised inside a parser callback: answer with this error, then close."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass(slots=True)
+class _Request:
+    method: bytes
+    url: bytes
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    keep_alive: bool
+    version: str
+
+
+class HttpServer:
+    """The connections of one worker: creates their protocols, sweeps their timeouts, closes them on shutdown."""
+
+    def __init__(
+        self,
+        hot: dict[bytes, HotRoute],
+        app: ASGIApp,
+        *,
+        limits: HttpLimits | None = None,
+        log_access: bool = False,
+    ) -> None:
+        self.hot, self.app = hot, app
+        self.limits = limits or HttpLimits()
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        room = soft - 64 if soft != resource.RLIM_INFINITY else self.limits.max_connections
+        self.max_connections = max(1, min(self.limits.max_connections, room))
+        self.log_access = log_access
+        self.connections: set[HttpProtocol] = set()
+        self.stopping = False
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def protocol(self) -> HttpProtocol:
+        """The protocol factory for ``loop.create_server`` / ``loop.connect_accepted_socket``."""
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        return HttpProtocol(self)
+
+    async def _sweep(self) -> None:
+        """Once a second: close connections idle beyond ``keep_alive`` or slower than ``request_timeout``."""
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            for conn in list(self.connections):
+                conn.check_timeouts(now)
+
+    async def shutdown(self, timeout: float) -> None:
+        """Close idle connections now, the others after their current response; abort what is left at ``timeout``."""
+        self.stopping = True
+        for conn in list(self.connections):
+            conn.close_when_idle()
+        deadline = time.monotonic() + timeout
+        while self.connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for conn in list(self.connections):
+            conn.abort()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+
+
+class HttpProtocol(asyncio.Protocol):
+    """One HTTP/1.1 connection. Requests are answered in order, one at a time; pipelined ones wait in a queue."""
+
+    on_finished: Callable[[], None] | None = None  # set by the connection balancer (server/balancer.py)
+
+    def __init__(self, server: HttpServer) -> None:
+        self.server = server
+        self.limits = server.limits
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.queue: deque[_Request | _Refusal] = deque()
+        self.busy = False  # a request is being answered
+        self.closing = False  # close once the current response is written
+        self.paused = False
+        self.refused = False  # the parser refused a request: answer what came before, then the refusal, then close
+        self.last_active = time.monotonic()
+        self.request_started: float | None = None  # when the current partial request's first byte came
+        self.disconnected: asyncio.Future[None] = self.loop.create_future()
+        self._reset()
+
+    def _reset(self) -> None:
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.header_bytes = 0
+        self.body: list[bytes] = []
+        self.body_bytes = 0
+
+    # -- asyncio callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        if self.server.stopping or len(self.server.connections) >= self.server.max_connections:
+            log.warning("refusing a connection: %d open", len(self.server.connections))
+            transport.abort()  # type: ignore[attr-defined]
+            return
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+        if self.on_finished is not None:
+            self.on_finished()
+        self.queue.clear()
+        if not self.disconnected.done():
+            self.disconnected.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        if self.refused:
+            return  # after a refusal the rest of the byte stream is not trusted, and not read
+        self.last_active = time.monotonic()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, _Refusal):
+                self._refuse(cause.status, cause.code, cause.message)
+            else:
+                log.error("HTTP parser callback failed: %s", type(cause).__name__)
+                self._refuse(500, "INTERNAL_ERROR", "internal error")
+        except httptools.HttpParserUpgrade:
+            self._refuse(400, "REQUEST_INVALID", "protocol upgrades are not supported")
+        except httptools.HttpParserError as exc:
+            self._refuse(400, "REQUEST_INVALID", f"malformed HTTP request: {_parser_reason(exc)}")
+
+    # -- llhttp callbacks
+
+    def on_message_begin(self) -> None:
+        self.request_started = time.monotonic()
+        self._reset()
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        self._count_header_bytes(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.lower(), value))
+        self._count_header_bytes(len(name) + len(value) + 4)
+        if len(self.headers) > self.limits.max_headers:
+            raise _Refusal(431, "REQUEST_TOO_LARGE", "too many request headers")
+
+    def _count_header_bytes(self, n: int) -> None:
+        self.header_bytes += n
+        if self.header_bytes > self.limits.max_header_bytes:
+            raise _Refusal(431, "REQUEST_TOO_LARGE", "request headers too large")
+
+    def on_headers_complete(self) -> None:
+        if self.parser.should_upgrade():
+            raise _Refusal(400, "REQUEST_INVALID", "protocol upgrades are not supported")
+        for name, value in self.headers:
+            if name == b"content-length" and int(value) > self.limits.max_body_bytes:  # llhttp checked the digits
+                raise _Refusal(413, "REQUEST_TOO_LARGE", "request body too large")
+            if name == b"expect" and value.lower() == b"100-continue" and self._idle() and self.transport:
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # never between pipelined responses
+
+    def on_body(self, body: bytes) -> None:
+        self.body_bytes += len(body)
+        if self.body_bytes > self.limits.max_body_bytes:
+            raise _Refusal(413, "REQUEST_TOO_LARGE", "request body too large")
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        self.request_started = None
+        request = _Request(
+            self.parser.get_method(),
+            self.url,
+            self.headers,
+            b"".join(self.body),
+            self.parser.should_keep_alive(),
+            self.parser.get_http_version(),
+        )
+        self._reset()
+        self.queue.append(request)
+        if len(self.queue) >= self.limits.max_pipelined and not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+        if not self.busy:
+            self._next()
+
+    # -- answering
+
+    def _idle(self) -> bool:
+        return not self.busy and not self.queue
+
+    def _next(self) -> None:
+        """Answer the next queued request, or resume reading once the queue is empty."""
+        if self.closing:
+            return
+        if not self.queue:
+            if self.paused and not self.refused and self.transport is not None:
+                self.paused = False
+                self.transport.resume_reading()
+            return
+        item = self.queue.popleft()
+        if isinstance(item, _Refusal):
+            self._write(item.status, _JSON_HEADERS, error_json(item.code, item.message), keep_alive=False, head=False)
+            self._close()
+            return
+        self.busy = True
+        self.loop.create_task(self._answer(item))
+
+    async def _answer(self, request: _Request) -> None:
+        started = time.monotonic()
+        route = self.server.hot.get(request.url) if request.method == b"POST" else None
+        try:
+            if route is not None:
+                status, body = await route(request.body)
+                headers = _JSON_HEADERS
+            else:
+                status, headers, body = await self._asgi(request)
+        except Exception as exc:  # the routes map their own errors; this is a bug, and still never a trace
+            log.error("internal error: %s", type(exc).__name__)
+            status, headers, body = 500, _JSON_HEADERS, error_json("INTERNAL_ERROR", "internal error")
+        keep_alive = request.keep_alive and not self.closing and not self.server.stopping
+        self._write(status, headers, body, keep_alive, head=request.method == b"HEAD")
+        if self.server.log_access:
+            ms = (time.monotonic() - started) * 1000
+            access_log.info("%s %s %d %.1fms", request.method.decode(), _printable(request.url), status, ms)
+        self.busy = False
+        self.last_active = time.monotonic()
+        if keep_alive:
+            self._next()
+        else:
+            self._close()
+
+    def _write(
+        self, status: int, headers: list[tuple[bytes, bytes]], body: bytes, keep_alive: bool, *, head: bool
+    ) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        lines = [b"HTTP/1.1 %d %s" % (status, _REASONS.get(status, b"Unknown"))]
+        lines += [b"%s: %s" % (name, value) for name, value in headers]
+        lines.append(b"content-length: %d" % len(body))
+        if not keep_alive:
+            lines.append(b"connection: close")
+        self.transport.write(b"\r\n".join(lines) + b"\r\n\r\n" + (b"" if head else body))
+
+    def _refuse(self, status: int, code: str, message: str) -> None:
+        """Refuse what the client is sending, after the responses to its earlier requests, then close: the rest of
+        the connection's byte stream is no longer trusted."""
+        if self.refused:
+            return
+        self.refused = True
+        self.request_started = None
+        if self.transport is not None:
+            self.transport.pause_reading()
+        self.queue.append(_Refusal(status, code, message))
+        if not self.busy:
+            self._next()
+
+    def _close(self) -> None:
+        self.closing = True
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def close_when_idle(self) -> None:
+        if self.busy:
+            self.closing = True  # _answer closes after the response (keep_alive is off while stopping)
+        else:
+            self._close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def check_timeouts(self, now: float) -> None:
+        if self.request_started is not None and now - self.request_started > self.limits.request_timeout:
+            self._refuse(408, "REQUEST_TIMEOUT", "the request was not complete in time")
+        elif self._idle() and now - self.last_active > self.limits.keep_alive:
+            self._close()
+
+    # -- the ASGI bridge (every route but the hot ones)
+
+    async def _asgi(self, request: _Request) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """Run the ASGI app on a whole request; return its whole response (a 500 if it gave none)."""
+        path, _, query = request.url.partition(b"?")
+        transport = self.transport
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": request.version,
+            "method": request.method.decode("ascii"),
+            "scheme": "https",
+            "path": unquote(path.decode("ascii", "replace")),
+            "raw_path": path,
+            "query_string": query,
+            "root_path": "",
+            "headers": request.headers,
+            "client": transport.get_extra_info("peername") if transport else None,
+            "server": transport.get_extra_info("sockname") if transport else None,
+        }
+        sent_body = False
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+        done = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent_body
+            if not sent_body:
+                sent_body = True
+                return {"type": "http.request", "body": request.body, "more_body": False}
+            await self.disconnected
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal done
+            if message["type"] == "http.response.start" and not start:
+                start.update(message)
+            elif message["type"] == "http.response.body" and start and not done:
+                chunks.append(bytes(message.get("body", b"")))
+                done = not message.get("more_body", False)
+
+        try:
+            await self.server.app(scope, receive, send)
+        except Exception as exc:  # FastAPI has already answered 500 if it could; never a trace to the client
+            log.error("internal error: %s", type(exc).__name__)
+        if not done:
+            return 500, _JSON_HEADERS, error_json("INTERNAL_ERROR", "internal error")
+        headers = [(bytes(k).lower(), bytes(v)) for k, v in start.get("headers", ())]
+        return int(start["status"]), [(k, v) for k, v in headers if k not in _FRAMING], b"".join(chunks)
+
+
+_FRAMING = (b"content-length", b"transfer-encoding", b"connection")  # the server frames responses itself
+
+
+def _parser_reason(exc: Exception) -> str:
+    """llhttp's reason, which names the defect (never echoes request bytes)."""
+    return str(exc)[:120] or type(exc).__name__
+
+
+def _printable(url: bytes) -> str:
+    return url[:200].decode("ascii", "replace").replace("\n", "?").replace("\r", "?")
