@@ -69,8 +69,16 @@ def _error(status: int, code: str, message: str, reasons: list[str] | None = Non
 
 
 def _validation_reasons(errors: Any) -> list[str]:
-    """Where and why a request failed validation: the field path and pydantic's message, never the value."""
-    return [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in errors][:20]
+    """Where and why a request failed validation: the field path and pydantic's message, never the value. A key the
+    schema does not know is named only as ``<unknown key>``: its name came from the client."""
+    return [f"{_location(e)}: {e.get('msg', 'invalid')}" for e in errors][:20]
+
+
+def _location(error: Any) -> str:
+    parts = [str(p) for p in error.get("loc", ())]
+    if error.get("type") == "extra_forbidden" and parts:
+        parts[-1] = "<unknown key>"
+    return ".".join(p if len(p) <= 64 else "<long key>" for p in parts)
 
 
 def _keys_header(value: str | None) -> list[str]:

@@ -100,6 +100,7 @@ class HttpServer:
         self.max_connections = max(1, min(self.limits.max_connections, room))
         self.log_access = log_access
         self.connections: set[HttpProtocol] = set()
+        self.draining: set[HttpProtocol] = set()  # closed by us, flushing their last bytes (aborted if that stalls)
         self.stopping = False
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -116,6 +117,9 @@ class HttpServer:
             now = time.monotonic()
             for conn in list(self.connections):
                 conn.check_timeouts(now)
+            for conn in list(self.draining):
+                if now - conn.closed_at > self.limits.request_timeout:
+                    conn.abort()
 
     async def shutdown(self, timeout: float) -> None:
         """Close idle connections now, the others after their current response; abort what is left at ``timeout``."""
@@ -123,9 +127,9 @@ class HttpServer:
         for conn in list(self.connections):
             conn.close_when_idle()
         deadline = time.monotonic() + timeout
-        while self.connections and time.monotonic() < deadline:
+        while (self.connections or self.draining) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        for conn in list(self.connections):
+        for conn in [*self.connections, *self.draining]:
             conn.abort()
         if self._sweeper is not None:
             self._sweeper.cancel()
@@ -147,10 +151,15 @@ class HttpProtocol(asyncio.Protocol):
         self.queue: deque[_Request | _Refusal] = deque()
         self.busy = False  # a request is being answered
         self.closing = False  # close once the current response is written
-        self.paused = False
+        self.closed_at = 0.0
+        self.paused = False  # reading is paused (see _update_reading)
+        self.write_paused_at: float | None = None  # the transport's buffer is full: the client is not reading
         self.refused = False  # the parser refused a request: answer what came before, then the refusal, then close
         self.last_active = time.monotonic()
         self.request_started: float | None = None  # when the current partial request's first byte came
+        self.in_headers = False  # a request has begun and its headers are not complete
+        self.header_raw = 0  # bytes received while in its headers (llhttp buffers a header line until it ends)
+        self.completed = 0  # requests parsed on this connection
         self.disconnected: asyncio.Future[None] = self.loop.create_future()
         self._reset()
 
@@ -173,18 +182,37 @@ class HttpProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
+        self.server.draining.discard(self)
         if self.on_finished is not None:
             self.on_finished()
         self.queue.clear()
         if not self.disconnected.done():
             self.disconnected.set_result(None)
 
+    def pause_writing(self) -> None:
+        self.write_paused_at = time.monotonic()
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused_at = None
+        if not self.busy:
+            self._next()
+        self._update_reading()
+
     def data_received(self, data: bytes) -> None:
         if self.refused:
             return  # after a refusal the rest of the byte stream is not trusted, and not read
-        self.last_active = time.monotonic()
+        completed = self.completed
         try:
             self.parser.feed_data(data)
+            # A header line is only reported when it ends, so count the raw bytes of a request still in its headers
+            # (a chunk in which an earlier request completed is not counted: at most one read's worth uncounted).
+            if self.in_headers and self.completed == completed:
+                self.header_raw += len(data)
+                if self.header_raw > self.limits.max_header_bytes:
+                    raise _Refusal(431, "REQUEST_TOO_LARGE", "request headers too large")
+        except _Refusal as refusal:
+            self._refuse(refusal.status, refusal.code, refusal.message)
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if isinstance(cause, _Refusal):
@@ -200,7 +228,8 @@ class HttpProtocol(asyncio.Protocol):
     # -- llhttp callbacks
 
     def on_message_begin(self) -> None:
-        self.request_started = time.monotonic()
+        self.request_started = self.last_active = time.monotonic()
+        self.in_headers, self.header_raw = True, 0
         self._reset()
 
     def on_url(self, url: bytes) -> None:
@@ -219,13 +248,14 @@ class HttpProtocol(asyncio.Protocol):
             raise _Refusal(431, "REQUEST_TOO_LARGE", "request headers too large")
 
     def on_headers_complete(self) -> None:
+        self.in_headers = False
         if self.parser.should_upgrade():
             raise _Refusal(400, "REQUEST_INVALID", "protocol upgrades are not supported")
-        for name, value in self.headers:
-            if name == b"content-length" and int(value) > self.limits.max_body_bytes:  # llhttp checked the digits
-                raise _Refusal(413, "REQUEST_TOO_LARGE", "request body too large")
-            if name == b"expect" and value.lower() == b"100-continue" and self._idle() and self.transport:
-                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # never between pipelined responses
+        headers = dict(self.headers)  # llhttp has refused duplicate lengths
+        if int(headers.get(b"content-length", 0)) > self.limits.max_body_bytes:  # llhttp checked the digits
+            raise _Refusal(413, "REQUEST_TOO_LARGE", "request body too large")
+        if headers.get(b"expect", b"").lower() == b"100-continue" and self._idle() and self.transport:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # never between pipelined responses
 
     def on_body(self, body: bytes) -> None:
         self.body_bytes += len(body)
@@ -235,6 +265,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.request_started = None
+        self.completed += 1
         request = _Request(
             self.parser.get_method(),
             self.url,
@@ -245,25 +276,31 @@ class HttpProtocol(asyncio.Protocol):
         )
         self._reset()
         self.queue.append(request)
-        if len(self.queue) >= self.limits.max_pipelined and not self.paused and self.transport is not None:
-            self.paused = True
-            self.transport.pause_reading()
         if not self.busy:
             self._next()
+        self._update_reading()
 
     # -- answering
 
     def _idle(self) -> bool:
         return not self.busy and not self.queue
 
-    def _next(self) -> None:
-        """Answer the next queued request, or resume reading once the queue is empty."""
-        if self.closing:
-            return
-        if not self.queue:
-            if self.paused and not self.refused and self.transport is not None:
-                self.paused = False
+    def _update_reading(self) -> None:
+        """Read only while the client is reading its responses and has few requests waiting; never after a refusal."""
+        pause = (
+            self.refused or self.write_paused_at is not None or len(self.queue) >= self.limits.max_pipelined
+        )
+        if pause != self.paused and self.transport is not None and not self.transport.is_closing():
+            self.paused = pause
+            if pause:
+                self.transport.pause_reading()
+            else:
                 self.transport.resume_reading()
+
+    def _next(self) -> None:
+        """Answer the next queued request, unless the client is not reading its responses."""
+        if self.closing or self.write_paused_at is not None or not self.queue:
+            self._update_reading()
             return
         item = self.queue.popleft()
         if isinstance(item, _Refusal):
@@ -272,6 +309,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         self.busy = True
         self.loop.create_task(self._answer(item))
+        self._update_reading()
 
     async def _answer(self, request: _Request) -> None:
         started = time.monotonic()
@@ -304,7 +342,10 @@ class HttpProtocol(asyncio.Protocol):
             return
         lines = [b"HTTP/1.1 %d %s" % (status, _REASONS.get(status, b"Unknown"))]
         lines += [b"%s: %s" % (name, value) for name, value in headers]
-        lines.append(b"content-length: %d" % len(body))
+        if status < 200 or status in (204, 304):  # RFC 9110: no content, and no length
+            body = b""
+        else:
+            lines.append(b"content-length: %d" % len(body))
         if not keep_alive:
             lines.append(b"connection: close")
         self.transport.write(b"\r\n".join(lines) + b"\r\n\r\n" + (b"" if head else body))
@@ -316,14 +357,17 @@ class HttpProtocol(asyncio.Protocol):
             return
         self.refused = True
         self.request_started = None
-        if self.transport is not None:
-            self.transport.pause_reading()
+        self.in_headers = False
         self.queue.append(_Refusal(status, code, message))
         if not self.busy:
             self._next()
+        self._update_reading()
 
     def _close(self) -> None:
-        self.closing = True
+        if not self.closing:
+            self.closing, self.closed_at = True, time.monotonic()
+            self.server.connections.discard(self)  # no longer counts against the cap: the TLS close may take a while
+            self.server.draining.add(self)
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
@@ -338,7 +382,10 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.abort()
 
     def check_timeouts(self, now: float) -> None:
-        if self.request_started is not None and now - self.request_started > self.limits.request_timeout:
+        if self.write_paused_at is not None and now - self.write_paused_at > self.limits.request_timeout:
+            log.info("aborting a connection whose client has not read for %.0f s", now - self.write_paused_at)
+            self.abort()
+        elif self.request_started is not None and now - self.request_started > self.limits.request_timeout:
             self._refuse(408, "REQUEST_TIMEOUT", "the request was not complete in time")
         elif self._idle() and now - self.last_active > self.limits.keep_alive:
             self._close()

@@ -97,4 +97,8 @@ class Verifiers:
             collateral = self._collateral.dcap_for_quote(data)
             verify = verify_sgx_quote if evidence_type == "sgx-dcap" else verify_tdx_quote
             return verify(data, collateral, now=now)
-        raise EvidenceError("EVIDENCE_TYPE_UNSUPPORTED", f"unknown evidence type {evidence_type!r}")
+        raise EvidenceError(  # never quotes the request's value
+            "EVIDENCE_TYPE_UNSUPPORTED",
+            "unknown evidence type",
+            ["supported: simulated, sgx-dcap, tdx, sev-snp"],
+        )
