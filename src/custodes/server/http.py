@@ -24,8 +24,9 @@ import contextlib
 import logging
 import resource
 import time
+import types
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -60,6 +61,7 @@ def error_json(code: str, message: str, reasons: list[str] | None = None) -> byt
     return orjson.dumps({"error": {"code": code, "message": message, "reasons": reasons or []}})
 
 
+_CORK_BYTES = 64 << 10  # at most this much response data waits for the end of a loop turn
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
@@ -103,6 +105,28 @@ class HttpServer:
         self.draining: set[HttpProtocol] = set()  # closed by us, flushing their last bytes (aborted if that stalls)
         self.stopping = False
         self._sweeper: asyncio.Task[None] | None = None
+        self._corked: list[tuple[asyncio.Transport, bytes]] = []
+        self._corked_bytes = 0
+
+    def send(self, transport: asyncio.Transport, data: bytes) -> None:
+        """Write ``data`` at the end of this event-loop turn, with the other responses of the turn.
+
+        In the closed loop of benchmarks/attest.py (64 clients) this cut the p99 from 85–93 ms to 60–73 ms: the
+        responses of a turn reach the clients together, instead of each waking a client while the worker still
+        computes the next. Beyond ``_CORK_BYTES`` it writes at once, so a transport's flow control still applies.
+        """
+        if not self._corked:
+            asyncio.get_running_loop().call_soon(self.uncork)
+        self._corked.append((transport, data))
+        self._corked_bytes += len(data)
+        if self._corked_bytes > _CORK_BYTES:
+            self.uncork()
+
+    def uncork(self) -> None:
+        corked, self._corked, self._corked_bytes = self._corked, [], 0
+        for transport, data in corked:
+            if not transport.is_closing():
+                transport.write(data)
 
     def protocol(self) -> HttpProtocol:
         """The protocol factory for ``loop.create_server`` / ``loop.connect_accepted_socket``."""
@@ -205,6 +229,10 @@ class HttpProtocol(asyncio.Protocol):
         completed = self.completed
         try:
             self.parser.feed_data(data)
+            if self.completed != completed:
+                if not self.busy:
+                    self._next()
+                self._update_reading()
             # A header line is only reported when it ends, so count the raw bytes of a request still in its headers
             # (a chunk in which an earlier request completed is not counted: at most one read's worth uncounted).
             if self.in_headers and self.completed == completed:
@@ -255,7 +283,7 @@ class HttpProtocol(asyncio.Protocol):
         if int(headers.get(b"content-length", 0)) > self.limits.max_body_bytes:  # llhttp checked the digits
             raise _Refusal(413, "REQUEST_TOO_LARGE", "request body too large")
         if headers.get(b"expect", b"").lower() == b"100-continue" and self._idle() and self.transport:
-            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # never between pipelined responses
+            self.server.send(self.transport, b"HTTP/1.1 100 Continue\r\n\r\n")  # never between pipelined responses
 
     def on_body(self, body: bytes) -> None:
         self.body_bytes += len(body)
@@ -275,10 +303,7 @@ class HttpProtocol(asyncio.Protocol):
             self.parser.get_http_version(),
         )
         self._reset()
-        self.queue.append(request)
-        if not self.busy:
-            self._next()
-        self._update_reading()
+        self.queue.append(request)  # answered once feed_data returns: handlers never run inside llhttp's callbacks
 
     # -- answering
 
@@ -308,7 +333,7 @@ class HttpProtocol(asyncio.Protocol):
             self._close()
             return
         self.busy = True
-        self.loop.create_task(self._answer(item))
+        _start_eagerly(self.loop, self._answer(item))
         self._update_reading()
 
     async def _answer(self, request: _Request) -> None:
@@ -348,7 +373,7 @@ class HttpProtocol(asyncio.Protocol):
             lines.append(b"content-length: %d" % len(body))
         if not keep_alive:
             lines.append(b"connection: close")
-        self.transport.write(b"\r\n".join(lines) + b"\r\n\r\n" + (b"" if head else body))
+        self.server.send(self.transport, b"\r\n".join(lines) + b"\r\n\r\n" + (b"" if head else body))
 
     def _refuse(self, status: int, code: str, message: str) -> None:
         """Refuse what the client is sending, after the responses to its earlier requests, then close: the rest of
@@ -364,6 +389,7 @@ class HttpProtocol(asyncio.Protocol):
         self._update_reading()
 
     def _close(self) -> None:
+        self.server.uncork()  # what this connection has to send goes out before the close
         if not self.closing:
             self.closing, self.closed_at = True, time.monotonic()
             self.server.connections.discard(self)  # no longer counts against the cap: the TLS close may take a while
@@ -442,6 +468,42 @@ class HttpProtocol(asyncio.Protocol):
 
 
 _FRAMING = (b"content-length", b"transfer-encoding", b"connection")  # the server frames responses itself
+
+
+def _start_eagerly(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, None, None]) -> None:
+    """Run ``coro`` at once, up to its first suspension, and make it a task only if it suspends.
+
+    An attestation route usually finishes without suspending (with several workers nothing in it waits), so its
+    response leaves in the same loop turn that read the request, without a task per request (Python 3.12's eager
+    task factory does the same; this runs on 3.11).
+    """
+    try:
+        yielded = coro.send(None)
+    except StopIteration:
+        return
+    loop.create_task(_resume(coro, yielded))
+
+
+async def _resume(coro: Coroutine[Any, None, None], yielded: Any) -> None:
+    await _continue(coro, yielded)
+
+
+@types.coroutine
+def _continue(coro: Coroutine[Any, None, None], yielded: Any) -> Generator[Any, Any, None]:
+    """Hand what ``coro`` awaits to the task running this, and pass back what the task sends or throws in."""
+    while True:
+        try:
+            sent = yield yielded
+        except BaseException as exc:  # cancellation, thrown in by the task: the coroutine handles or re-raises it
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration:
+                return
+        else:
+            try:
+                yielded = coro.send(sent)
+            except StopIteration:
+                return
 
 
 def _parser_reason(exc: Exception) -> str:
