@@ -681,6 +681,9 @@ class FakeTransport(asyncio.Transport):
 
     abort = close
 
+    def can_write_eof(self) -> bool:
+        return False  # as a TLS transport: closing is one step
+
     def pause_reading(self) -> None:
         self.paused = True
 
@@ -977,3 +980,17 @@ def test_a_client_that_stops_reading_is_cut_off_after_the_request_timeout(serve,
         time.sleep(0.1)
     assert served.call(open_connections()) == 0
 
+
+
+@pytest.mark.parametrize("plain", [True, False], ids=["tcp", "tls"])
+def test_a_refused_body_still_lets_the_client_read_the_refusal(serve, connect, plain: bool) -> None:
+    """A client like curl or http.client sends the whole body before it reads. Closing a socket with unread input
+    makes the kernel answer with a reset, which fails that client's send and hides the 413; so the server drains
+    the input before it closes."""
+    served = serve(HttpLimits(max_body_bytes=64 << 10), plain=plain)
+    client = connect(served.port, plain=plain)
+    body = b"b" * (16 << 20)  # more than the two sockets' buffers hold
+    client.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    reply = client.reply()
+    assert (reply.status, reply.error()["code"]) == (413, "REQUEST_TOO_LARGE")
+    assert reply.headers.get("connection") == "close"
