@@ -24,8 +24,8 @@ from custodes.errors import CustodesError
 from custodes.ledger.keys import split_public_pems
 from custodes.protocol import b64d
 from custodes.server.cas import Cas
-from custodes.server.errors import status_for
-from custodes.server.http import HotRoute, error_json
+from custodes.server.errors import error_json, status_for
+from custodes.server.http import HotRoute
 
 __all__ = ["CasApp", "create_app"]
 

@@ -1,10 +1,17 @@
-"""HTTP status for every error code the CAS can return. One table, so the API stays consistent."""
+"""HTTP status for every error code the CAS can return, and the error body. One place, so the API stays consistent."""
 
 from __future__ import annotations
 
+import orjson
+
 from custodes.errors import CollateralError, CustodesError, EvidenceError, PolicyError, StoreError
 
-__all__ = ["ApiError", "status_for"]
+__all__ = ["ApiError", "error_json", "status_for"]
+
+
+def error_json(code: str, message: str, reasons: list[str] | None = None) -> bytes:
+    """The API's error body (DESIGN.md §4): ``{"error": {"code", "message", "reasons"}}``."""
+    return orjson.dumps({"error": {"code": code, "message": message, "reasons": reasons or []}})
 
 
 class ApiError(CustodesError):

@@ -1,19 +1,20 @@
 """The CAS's HTTP/1.1 server: asyncio (uvloop) for TLS and sockets, llhttp (``httptools``) for parsing.
 
-Why not uvicorn: an attestation is two small requests, and at 1,000 attestations/s offered uvicorn's per-request
-machinery (ASGI scope, task, cycle and message dicts, a keep-alive timer per response) cost ~95 µs of CPU per
-request on the 2-core benchmark machine, against ~25 µs here: about a sixth of the CAS's CPU per attestation
-(``benchmarks/attest.py``, docs/benchmarks.md). So the two attestation routes run directly on the connection
-(:class:`HotRoute`), and every other request goes to the ASGI app (FastAPI) through a minimal bridge: the whole
-request body in, the whole response out (the API streams nothing).
+Why not uvicorn: an attestation is two small requests, and uvicorn's per-request machinery (ASGI scope, a task,
+cycle and message dicts, a keep-alive timer per response) is a visible share of the CAS's CPU. On the transport
+floor (two trivial routes, same TLS and loop, 1,000 attestations/s offered) uvicorn cost 290–394 µs of server CPU
+per attestation and this server 244–285 µs; with the CAS behind it, its CPU per attestation fell by 6 %
+(docs/benchmarks.md). So the two attestation routes run directly on the connection (:class:`HotRoute`), and every
+other request goes to the ASGI app (FastAPI) through a minimal bridge (:mod:`custodes.server.asgi`).
 
-What a client cannot do (each refusal is the API's JSON error; the connection then closes):
+What a client cannot do (each refusal is the API's JSON error; the connection then closes, lingering):
 
 * send headers over ``max_header_bytes`` (431) or a body over ``max_body_bytes`` (413), declared or sent;
 * send anything llhttp rejects (400 ``REQUEST_INVALID``): both ``Content-Length`` and ``Transfer-Encoding``,
   duplicate lengths, bare LF line ends, bad tokens; so requests cannot be smuggled past the parser;
 * ask for a protocol upgrade (400: the CAS speaks HTTP/1.1 only);
-* hold a connection without finishing a request (``request_timeout``) or idle beyond ``keep_alive``;
+* hold a connection without finishing a request (408 after ``request_timeout``) or idle beyond ``keep_alive``;
+* stop reading its responses: the server stops reading its requests, and cuts it off after ``request_timeout``;
 * open more than ``max_connections`` connections to one worker (the newest is closed at once).
 """
 
@@ -30,13 +31,14 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import unquote
 
 import httptools
-import orjson
 from starlette.types import ASGIApp
 
-__all__ = ["HotRoute", "HttpLimits", "HttpServer", "error_json"]
+from custodes.server.asgi import asgi_exchange
+from custodes.server.errors import error_json
+
+__all__ = ["HotRoute", "HttpLimits", "HttpServer"]
 
 log = logging.getLogger("custodes.cas")
 access_log = logging.getLogger("custodes.access")
@@ -54,11 +56,6 @@ class HttpLimits:
     keep_alive: float = 30.0  # idle seconds between requests before the CAS closes the connection
     request_timeout: float = 30.0  # seconds from a request's first byte to its last
     max_connections: int = 10_000  # per worker; also kept below the open-file limit
-
-
-def error_json(code: str, message: str, reasons: list[str] | None = None) -> bytes:
-    """The API's error body (DESIGN.md §4): ``{"error": {"code", "message", "reasons"}}``."""
-    return orjson.dumps({"error": {"code": code, "message": message, "reasons": reasons or []}})
 
 
 _LINGER_S = 2.0  # how long a closing connection's input is drained before the socket closes
@@ -108,6 +105,7 @@ class HttpServer:
         self._sweeper: asyncio.Task[None] | None = None
         self._corked: list[tuple[asyncio.Transport, bytes]] = []
         self._corked_bytes = 0
+        self.tasks: set[asyncio.Task[None]] = set()  # requests that had to wait
 
     def send(self, transport: asyncio.Transport, data: bytes) -> None:
         """Write ``data`` at the end of this event-loop turn, with the other responses of the turn.
@@ -338,7 +336,7 @@ class HttpProtocol(asyncio.Protocol):
             self._close()
             return
         self.busy = True
-        _start_eagerly(self.loop, self._answer(item))
+        _start_eagerly(self.loop, self._answer(item), self.server.tasks)
         self._update_reading()
 
     async def _answer(self, request: _Request) -> None:
@@ -349,7 +347,16 @@ class HttpProtocol(asyncio.Protocol):
                 status, body = await route(request.body)
                 headers = _JSON_HEADERS
             else:
-                status, headers, body = await self._asgi(request)
+                status, headers, body = await asgi_exchange(
+                    self.server.app,
+                    request.method,
+                    request.url,
+                    request.headers,
+                    request.body,
+                    version=request.version,
+                    transport=self.transport,
+                    disconnected=self.disconnected,
+                )
         except Exception as exc:  # the routes map their own errors; this is a bug, and still never a trace
             log.error("internal error: %s", type(exc).__name__)
             status, headers, body = 500, _JSON_HEADERS, error_json("INTERNAL_ERROR", "internal error")
@@ -433,61 +440,9 @@ class HttpProtocol(asyncio.Protocol):
         elif self._idle() and now - self.last_active > self.limits.keep_alive:
             self._close()
 
-    # -- the ASGI bridge (every route but the hot ones)
-
-    async def _asgi(self, request: _Request) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        """Run the ASGI app on a whole request; return its whole response (a 500 if it gave none)."""
-        path, _, query = request.url.partition(b"?")
-        transport = self.transport
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.3"},
-            "http_version": request.version,
-            "method": request.method.decode("ascii"),
-            "scheme": "https",
-            "path": unquote(path.decode("ascii", "replace")),
-            "raw_path": path,
-            "query_string": query,
-            "root_path": "",
-            "headers": request.headers,
-            "client": transport.get_extra_info("peername") if transport else None,
-            "server": transport.get_extra_info("sockname") if transport else None,
-        }
-        sent_body = False
-        start: dict[str, Any] = {}
-        chunks: list[bytes] = []
-        done = False
-
-        async def receive() -> dict[str, Any]:
-            nonlocal sent_body
-            if not sent_body:
-                sent_body = True
-                return {"type": "http.request", "body": request.body, "more_body": False}
-            await self.disconnected
-            return {"type": "http.disconnect"}
-
-        async def send(message: dict[str, Any]) -> None:
-            nonlocal done
-            if message["type"] == "http.response.start" and not start:
-                start.update(message)
-            elif message["type"] == "http.response.body" and start and not done:
-                chunks.append(bytes(message.get("body", b"")))
-                done = not message.get("more_body", False)
-
-        try:
-            await self.server.app(scope, receive, send)
-        except Exception as exc:  # FastAPI has already answered 500 if it could; never a trace to the client
-            log.error("internal error: %s", type(exc).__name__)
-        if not done:
-            return 500, _JSON_HEADERS, error_json("INTERNAL_ERROR", "internal error")
-        headers = [(bytes(k).lower(), bytes(v)) for k, v in start.get("headers", ())]
-        return int(start["status"]), [(k, v) for k, v in headers if k not in _FRAMING], b"".join(chunks)
-
-
-_FRAMING = (b"content-length", b"transfer-encoding", b"connection")  # the server frames responses itself
-
-
-def _start_eagerly(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, None, None]) -> None:
+def _start_eagerly(
+    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, None, None], tasks: set[asyncio.Task[None]]
+) -> None:
     """Run ``coro`` at once, up to its first suspension, and make it a task only if it suspends.
 
     An attestation route usually finishes without suspending (with several workers nothing in it waits), so its
@@ -498,7 +453,9 @@ def _start_eagerly(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, None, N
         yielded = coro.send(None)
     except StopIteration:
         return
-    loop.create_task(_resume(coro, yielded))
+    task = loop.create_task(_resume(coro, yielded))
+    tasks.add(task)  # the loop holds tasks weakly
+    task.add_done_callback(tasks.discard)
 
 
 async def _resume(coro: Coroutine[Any, None, None], yielded: Any) -> None:

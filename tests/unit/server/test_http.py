@@ -39,7 +39,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from custodes.server.http import HttpLimits, HttpProtocol, HttpServer, error_json
+from custodes.server.errors import error_json
+from custodes.server.http import HttpLimits, HttpProtocol, HttpServer
 
 CODE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 LIMITS = HttpLimits(
