@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from custodes.cli._common import die, handles_errors
-from custodes.policy import parse_duration
+from custodes.cli._common import die, duration_option, handles_errors
+from custodes.server.http import HttpLimits
 from custodes.server.serve import ServeOptions, serve
 
 cas_app = typer.Typer(help="The Configuration and Attestation Service.", no_args_is_help=True)
@@ -40,6 +40,13 @@ def serve_command(
     stop_timeout: Annotated[
         str, typer.Option(help="how long requests may take to finish after SIGTERM before workers are killed")
     ] = "30s",
+    request_timeout: Annotated[
+        str, typer.Option(help="a request must arrive whole within this (slow clients get 408 and are cut off)")
+    ] = "30s",
+    keep_alive: Annotated[str, typer.Option(help="idle connections are closed after this")] = "30s",
+    max_connections: Annotated[
+        int, typer.Option(help="open connections per worker (also kept below the open-file limit)")
+    ] = HttpLimits.max_connections,
 ) -> None:
     """Run the CAS over TLS 1.3. Without --sim-vendor it accepts no simulated evidence at all."""
     host, port = parse_listen(listen)
@@ -50,9 +57,20 @@ def serve_command(
             port=port,
             sim_vendor=sim_vendor,
             access_log=access_log,
-            challenge_ttl=parse_duration(challenge_ttl),
+            challenge_ttl=duration_option("--challenge-ttl", challenge_ttl),
             collateral_dir=collateral_dir,
             workers=workers,
-            stop_timeout=parse_duration(stop_timeout),
+            stop_timeout=duration_option("--stop-timeout", stop_timeout),
+            http=_limits(request_timeout, keep_alive, max_connections),
         )
     )
+
+
+def _limits(request_timeout: str, keep_alive: str, max_connections: int) -> HttpLimits:
+    request = duration_option("--request-timeout", request_timeout).total_seconds()
+    idle = duration_option("--keep-alive", keep_alive).total_seconds()
+    if request <= 0 or idle <= 0:
+        die("ARGUMENT_INVALID", "--request-timeout and --keep-alive must be positive")
+    if max_connections < 1:
+        die("ARGUMENT_INVALID", "--max-connections must be at least 1")
+    return HttpLimits(request_timeout=request, keep_alive=idle, max_connections=max_connections)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 
 from custodes.errors import CustodesError
+from custodes.policy import parse_duration
 
-__all__ = ["CasCertOption", "CasOption", "die", "handles_errors"]
+__all__ = ["CasCertOption", "CasOption", "die", "duration_option", "handles_errors"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,6 +31,15 @@ def die(code: str, message: str, exit_code: int = 1) -> None:
     """Print one line to stderr and exit non-zero."""
     print(f"error: {code}: {message}", file=sys.stderr)
     raise typer.Exit(exit_code)
+
+
+def duration_option(flag: str, text: str) -> timedelta:
+    """A duration given on the command line ("30s", "15m", "1h30m"); a bad one is a one-line error."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        die("ARGUMENT_INVALID", f"{flag}: {exc}")
+        raise  # unreachable: die exits
 
 
 def handles_errors(func: F) -> F:

@@ -8,10 +8,9 @@ from typing import Annotated
 
 import typer
 
-from custodes.cli._common import handles_errors
+from custodes.cli._common import duration_option, handles_errors
 from custodes.clock import require_utc, utcnow
 from custodes.evidence.simvendor import SimVendor
-from custodes.policy import parse_duration
 
 sim_app = typer.Typer(help="The simulated TEE (development and CI only).", no_args_is_help=True)
 tcb_app = typer.Typer(help="Publish simulated TCB info.", no_args_is_help=True)
@@ -54,7 +53,7 @@ def publish(
         now=utcnow(),
         tcb_date=_when(date) if date else None,
         advisories=tuple(advisory or ()),
-        valid_for=parse_duration(valid_for),
+        valid_for=duration_option("--valid-for", valid_for),
     )
     print(f"TCB info #{info.evaluation_number} published; valid until {info.next_update.isoformat()}")
     for lvl in info.levels:

@@ -26,7 +26,7 @@ import sys
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -36,7 +36,7 @@ from custodes.server.app import create_app
 from custodes.server.balancer import Balancer, ConnectionCounts, adopt_connections
 from custodes.server.binding import ReportDataBinding
 from custodes.server.cas import DEFAULT_NONCE_TTL, Cas
-from custodes.server.http import HttpServer
+from custodes.server.http import HttpLimits, HttpServer
 from custodes.server.identity import load_or_create_identity
 from custodes.server.shared import SharedState
 from custodes.server.verifiers import Verifiers
@@ -58,6 +58,7 @@ class ServeOptions:
     collateral_dir: Path | None = None  # default: DATA_DIR/collateral
     workers: int = 1
     stop_timeout: timedelta = timedelta(seconds=30)  # graceful shutdown; then the supervisor kills the workers
+    http: HttpLimits = field(default_factory=HttpLimits)
 
 
 MAX_WORKERS = 64
@@ -209,7 +210,7 @@ def _adopting(channel: socket.socket, finished: Callable[[], None]) -> _Start:
 def _serve_worker(cas: Cas, options: ServeOptions, *, start: _Start, ready: Callable[[], None]) -> None:
     """Serve the API until SIGTERM/SIGINT; call ``ready()`` once connections are being taken."""
     app = create_app(cas)
-    server = HttpServer(app.hot, app.asgi, log_access=options.access_log)
+    server = HttpServer(app.hot, app.asgi, limits=options.http, log_access=options.access_log)
     tls = cas.identity.ssl_context()
     # Everything loaded so far (FastAPI, pydantic, the policies) lives as long as the process. Moving it out of
     # the collector's reach keeps a full collection from scanning ~60,000 objects (~20 ms) in the middle of an
