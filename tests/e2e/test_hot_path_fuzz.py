@@ -1,8 +1,9 @@
 """Property-based fuzzing of the attestation routes on a real CAS: no body makes them answer anything but a 4xx
 with a stable code, and the CAS still attests afterwards.
 
-The two routes are served by ``HotRoutes`` (server/app.py), which reads and validates request bodies itself, so
-they get their own fuzzing beside the table of named bad inputs in test_bad_input.py.
+The two routes are served directly by the HTTP server (``CasApp.hot`` in server/app.py, not FastAPI), which reads and
+validates request bodies itself, so they get their own fuzzing beside the table of named bad inputs in
+test_bad_input.py.
 """
 
 from __future__ import annotations

@@ -201,9 +201,9 @@ def _fastapi_app(cas: Cas, hot: dict[str, _Handler]) -> FastAPI:
     async def status() -> dict[str, Any]:
         return cas.status()
 
-    # The two attestation routes are served by :class:`HotRoutes` before a request reaches FastAPI. They are
-    # registered here too, with the same handlers, so other methods get FastAPI's 405 and the OpenAPI document
-    # lists them (see ``openapi``).
+    # The two attestation routes are served by the HTTP server directly (``CasApp.hot``) and never reach FastAPI
+    # as a POST without a query string. They are registered here too, with the same handlers, so other methods get
+    # FastAPI's 405, a query string still works, and the OpenAPI document lists them (see ``openapi``).
     models = {"/v1/attest/challenge": ChallengeRequest, "/v1/attest": AttestRequest}
     for path, handler in hot.items():
         app.router.routes.append(Route(path, _delegate(handler), methods=["POST"]))
