@@ -87,6 +87,7 @@ def test_connections_are_spread_evenly_and_go_to_the_least_loaded_worker(cas2: C
         fresh = [cas2.client() for _ in range(4)]
         clients += fresh
         assert [client.status()["worker"] for client in fresh] == [0, 0, 0, 0]
+        assert fresh[-1].status()["connections"] == [4, 5]  # what an operator sees of the balance
     finally:
         for client in clients:
             client.close()
@@ -231,3 +232,14 @@ def test_a_worker_count_out_of_range_is_one_line_error(tmp_path: Path, workers: 
     )
     assert run.returncode != 0
     assert run.stderr.strip().splitlines() == ["error: ARGUMENT_INVALID: workers must be between 1 and 64"]
+
+
+def test_a_single_worker_reports_its_own_connections(tmp_path: Path, sim: SimVendor) -> None:
+    single = CasProcess(tmp_path / "cas", sim.path).start()
+    try:
+        with single.client() as first, single.client() as second:
+            first.status()
+            status = second.status()
+        assert (status["workers"], status["worker"], status["connections"]) == (1, 0, [2])
+    finally:
+        single.stop()

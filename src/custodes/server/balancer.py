@@ -7,8 +7,9 @@ at 33 : 31 to 108 ms at 37 : 27 (docs/benchmarks.md). So with several workers th
 each connection (its file descriptor, over a UNIX socket pair, ``SCM_RIGHTS``) to the worker with the fewest open
 connections. TLS and HTTP stay in the workers; the supervisor never reads a byte of a connection.
 
-The count of a worker's open connections is ``sent - finished``: the supervisor counts what it sent, and the worker
-counts what it has finished in one shared 8-byte cell per worker (single writer each, so no lock).
+The count of a worker's open connections is ``sent - finished``, two shared 8-byte cells per worker: the supervisor
+counts what it sent, the worker what it has finished (one writer each, so no lock). Any worker can read them all,
+which is how ``/v1/status`` shows the balance.
 """
 
 from __future__ import annotations
@@ -28,22 +29,30 @@ _FDS_PER_MESSAGE = 32
 
 
 class ConnectionCounts:
-    """How many connections each worker has finished, in anonymous shared memory mapped before the fork."""
+    """Connections sent to and finished by each worker, in anonymous shared memory mapped before the fork."""
 
     def __init__(self, workers: int) -> None:
-        self._mem = mmap.mmap(-1, 8 * workers)
-        self._cells = memoryview(self._mem).cast("Q")
+        self.workers = workers
+        self._mem = mmap.mmap(-1, 16 * workers)
+        self._cells = memoryview(self._mem).cast("Q")  # [sent 0, finished 0, sent 1, finished 1, ...]
 
-    def finished(self, worker: int) -> int:
-        return self._cells[worker]
+    def sent(self, worker: int) -> None:
+        """One more connection passed to ``worker`` (called only by the supervisor)."""
+        self._cells[2 * worker] += 1
 
     def finish(self, worker: int) -> None:
         """One more connection of ``worker`` has ended (called only by that worker)."""
-        self._cells[worker] += 1
+        self._cells[2 * worker + 1] += 1
+
+    def open(self, worker: int) -> int:
+        return max(0, self._cells[2 * worker] - self._cells[2 * worker + 1])
+
+    def open_all(self) -> list[int]:
+        return [self.open(w) for w in range(self.workers)]
 
     def reset(self, worker: int) -> None:
         """Before a worker is (re)started: its predecessor's connections died with it."""
-        self._cells[worker] = 0
+        self._cells[2 * worker] = self._cells[2 * worker + 1] = 0
 
 
 class Balancer:
@@ -52,14 +61,13 @@ class Balancer:
     def __init__(self, counts: ConnectionCounts, workers: int) -> None:
         self.counts = counts
         self.channels: list[socket.socket | None] = [None] * workers
-        self.sent = [0] * workers
 
     def open_channel(self, worker: int) -> socket.socket:
         """A fresh channel for a worker about to be forked; returns the worker's end (the child keeps it)."""
         self.close_channel(worker)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         ours.setblocking(False)
-        self.channels[worker], self.sent[worker] = ours, 0
+        self.channels[worker] = ours
         self.counts.reset(worker)
         return theirs
 
@@ -72,9 +80,6 @@ class Balancer:
         for worker in range(len(self.channels)):
             self.close_channel(worker)
 
-    def open_connections(self, worker: int) -> int:
-        return self.sent[worker] - self.counts.finished(worker)
-
     def dispatch(self, conn: socket.socket) -> int | None:
         """Pass one accepted connection to the least-loaded worker that takes it; close our copy either way.
 
@@ -83,7 +88,7 @@ class Balancer:
         """
         try:
             order = sorted(
-                (w for w, channel in enumerate(self.channels) if channel is not None), key=self.open_connections
+                (w for w, channel in enumerate(self.channels) if channel is not None), key=self.counts.open
             )
             for worker in order:
                 channel = self.channels[worker]
@@ -91,7 +96,7 @@ class Balancer:
                     socket.send_fds(channel, [b"c"], [conn.fileno()])  # type: ignore[arg-type]
                 except (BlockingIOError, BrokenPipeError, ConnectionResetError):
                     continue  # that worker is stuck or gone: try the next
-                self.sent[worker] += 1
+                self.counts.sent(worker)
                 return worker
             log.error("no worker could take a connection; closing it")
             return None

@@ -100,6 +100,8 @@ class Cas:
         worker: int = 0,
     ) -> None:
         self.workers, self.worker = workers, worker
+        # Open connections per worker, for /v1/status; set by the server that runs this CAS (server/serve.py).
+        self.open_connections: Callable[[], list[int]] = list
         self.store = store
         self.shared = shared
         self.identity = identity
@@ -514,6 +516,7 @@ class Cas:
             "workers": self.workers,
             "worker": self.worker,
             "worker_pid": os.getpid(),
+            "connections": self.open_connections(),
             "store": {"epoch": head.epoch, "version": head.version},
             "time": rfc3339(self._now()),
             "uptime_s": round(time.monotonic() - _START, 1),

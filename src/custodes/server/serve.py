@@ -207,10 +207,19 @@ def _adopting(channel: socket.socket, finished: Callable[[], None]) -> _Start:
     return start
 
 
-def _serve_worker(cas: Cas, options: ServeOptions, *, start: _Start, ready: Callable[[], None]) -> None:
-    """Serve the API until SIGTERM/SIGINT; call ``ready()`` once connections are being taken."""
+def _serve_worker(
+    cas: Cas,
+    options: ServeOptions,
+    *,
+    start: _Start,
+    ready: Callable[[], None],
+    counts: ConnectionCounts | None = None,
+) -> None:
+    """Serve the API until SIGTERM/SIGINT; call ``ready()`` once connections are being taken. ``counts``: every
+    worker's connections (several workers), shown by /v1/status; otherwise this server's own."""
     app = create_app(cas)
     server = HttpServer(app.hot, app.asgi, limits=options.http, log_access=options.access_log)
+    cas.open_connections = counts.open_all if counts is not None else lambda: [len(server.connections)]
     tls = cas.identity.ssl_context()
     # Everything loaded so far (FastAPI, pydantic, the policies) lives as long as the process. Moving it out of
     # the collector's reach keeps a full collection from scanning ~60,000 objects (~20 ms) in the middle of an
@@ -314,8 +323,9 @@ class _Supervisor:
                     os.write(ready_w, b"+")
                     os.close(ready_w)
 
-            finished = functools.partial(self.balancer.counts.finish, index)
-            _serve_worker(cas, self.options, start=_adopting(channel, finished), ready=ready)
+            counts = self.balancer.counts
+            finished = functools.partial(counts.finish, index)
+            _serve_worker(cas, self.options, start=_adopting(channel, finished), ready=ready, counts=counts)
             code = 0
         except CustodesError as exc:  # a worker reports, then exits without unwinding into the supervisor's code
             print(f"custodes CAS worker: {exc.code}: {exc.message}", file=sys.stderr)
