@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from _support import CasProcess, Owner, Workload, make_sim
+from _support import CasProcess, Owner, Workload, make_sim, put_policy
 from custodes.evidence.simvendor import SimVendor
 
 
@@ -76,3 +76,14 @@ def simple_policy(
           - {{name: password, kind: ascii, size: 16}}
         """
     )
+
+
+def uploaded_workload(cas: CasProcess, sim: SimVendor, directory: Path, policy_name: str) -> Workload:
+    """A one-file simulated workload in ``directory`` and a simple policy for it, created on ``cas`` by its owner."""
+    app = directory / "app.py"
+    app.write_text(f"print({policy_name!r})\n")
+    workload = Workload(sim.platforms()[0].path, [app])
+    owner = Owner("owner")
+    with cas.client() as client:
+        put_policy(client, simple_policy(policy_name, owner, workload.measurement), owner)
+    return workload

@@ -18,10 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from _support import CasProcess, Owner, Workload
-from conftest import simple_policy
+from _support import CasProcess, Workload
+from conftest import uploaded_workload
 from custodes.client import cas_ssl_context
-from custodes.policy import load_policy
 
 CODE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 FIELDS = ["policy", "service", "nonce", "evidence", "public_key", "lease_id", "type", "data", "aux"]
@@ -55,16 +54,7 @@ def http(cas: CasProcess, sim) -> Iterator[httpx.Client]:  # type: ignore[no-unt
 
 @pytest.fixture(scope="module")
 def policy_ready(cas: CasProcess, sim, tmp_path_factory) -> Workload:  # type: ignore[no-untyped-def]
-    app = tmp_path_factory.mktemp("fuzz") / "app.py"
-    app.write_text("print('fuzz')\n")
-    workload = Workload(sim.platforms()[0].path, [app])
-    owner = Owner("owner")
-    text = simple_policy(POLICY, owner, workload.measurement)
-    policy = load_policy(text)
-    with cas.client() as client:
-        client.put_policy(text, name=policy.name, policy_hash=policy.hash, predecessor=None,
-                          signers=[("owner", owner.key)], create=True)
-    return workload
+    return uploaded_workload(cas, sim, tmp_path_factory.mktemp("fuzz"), POLICY)
 
 
 def _refused_cleanly(response: httpx.Response) -> None:

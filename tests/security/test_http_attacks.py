@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from _http import Conn
-from _support import CasProcess, Owner, Workload, put_policy
-from conftest import simple_policy
+from _support import CasProcess, Workload
+from conftest import uploaded_workload
 from custodes.protocol import RuntimeKey, b64d, b64e, report_data_for
 
 POLICY = "http/attacks"
@@ -34,13 +34,7 @@ def conn(cas: CasProcess) -> Iterator[Conn]:
 
 @pytest.fixture(scope="module")
 def policy(cas: CasProcess, sim, tmp_path_factory) -> Workload:  # type: ignore[no-untyped-def]
-    app = tmp_path_factory.mktemp("http-attacks") / "app.py"
-    app.write_text("print('http attacks')\n")
-    workload = Workload(sim.platforms()[0].path, [app])
-    owner = Owner("owner")
-    with cas.client() as client:
-        put_policy(client, simple_policy(POLICY, owner, workload.measurement), owner)
-    return workload
+    return uploaded_workload(cas, sim, tmp_path_factory.mktemp("http-attacks"), POLICY)
 
 
 def request(method: str, path: str, *headers: str, body: bytes = b"") -> bytes:
