@@ -16,6 +16,8 @@ __all__ = ["Clock", "FixedClock", "FlooredClock", "SystemClock", "require_utc", 
 
 def require_utc(value: datetime) -> datetime:
     """Reject naive datetimes; normalise aware ones to UTC."""
+    if value.tzinfo is UTC:  # the common case (utcnow and everything derived from it): nothing to convert
+        return value
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("datetime must be timezone-aware (UTC)")
     return value.astimezone(UTC)

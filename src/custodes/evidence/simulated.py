@@ -93,13 +93,16 @@ def _der_sig(raw: bytes) -> bytes:
     return encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
 
 
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+
+
 def _sign(key: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
-    return _raw_sig(key.sign(data, ec.ECDSA(hashes.SHA256())))
+    return _raw_sig(key.sign(data, _ECDSA_SHA256))
 
 
 def _verify(pub: ec.EllipticCurvePublicKey, raw_sig: bytes, data: bytes) -> bool:
     try:
-        pub.verify(_der_sig(raw_sig), data, ec.ECDSA(hashes.SHA256()))
+        pub.verify(_der_sig(raw_sig), data, _ECDSA_SHA256)
     except InvalidSignature:
         return False
     return True
@@ -425,7 +428,7 @@ class SimVerifier:
         if not isinstance(sig_hash, hashes.SHA256):
             raise EvidenceError("SIM_PLATFORM_UNTRUSTED", "platform certificate uses an unexpected hash")
         try:
-            self._vendor.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(hashes.SHA256()))
+            self._vendor.verify(cert.signature, cert.tbs_certificate_bytes, _ECDSA_SHA256)
         except InvalidSignature:
             raise EvidenceError(
                 "SIM_PLATFORM_UNTRUSTED", "platform certificate is not signed by the trusted simulated vendor"

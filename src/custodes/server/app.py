@@ -161,7 +161,17 @@ def _hot_handlers(cas: Cas) -> dict[str, _Handler]:
 
     async def attest(raw: bytes) -> dict[str, Any]:
         """Verify evidence, appraise it, and return the HPKE-sealed config with a lease."""
-        return await cas.attest(AttestRequest.model_validate_json(raw).model_dump())
+        body = AttestRequest.model_validate_json(raw)
+        return await cas.attest(
+            policy_name=body.policy,
+            service_name=body.service,
+            nonce=body.nonce,
+            public_key=body.public_key,
+            evidence_type=body.evidence.type,
+            evidence=body.evidence.data,
+            aux=body.evidence.aux,
+            lease_id=body.lease_id,
+        )
 
     return {"/v1/attest/challenge": attest_challenge, "/v1/attest": attest}
 

@@ -316,31 +316,40 @@ class Cas:
         if used.binding != binding_of(policy, service):
             raise ApiError(403, "NONCE_MISMATCH", "the nonce was issued for another policy or service")
 
-    async def attest(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Verify, appraise, render, seal. Returns the sealed config, a lease and a signed EAR token."""
+    async def attest(
+        self,
+        *,
+        policy_name: str,
+        service_name: str,
+        nonce: str,
+        public_key: str,
+        evidence_type: str,
+        evidence: str,
+        aux: str | None = None,
+        lease_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Verify, appraise, render, seal. Returns the sealed config, a lease and a signed EAR token. The byte
+        fields arrive as the request's base64url text."""
         now = self._now()
-        policy_name, service_name = request["policy"], request["service"]
-        nonce = b64d(request["nonce"], field="nonce", max_len=64)
-        public_key = b64d(request["public_key"], field="public_key", max_len=64)
-        evidence = request["evidence"]
-        self._consume_nonce(nonce, policy_name, service_name, now)
+        nonce_bytes = b64d(nonce, field="nonce", max_len=64)
+        public_key_bytes = b64d(public_key, field="public_key", max_len=64)
+        self._consume_nonce(nonce_bytes, policy_name, service_name, now)
         loaded = self._policy(policy_name)
-        data = b64d(evidence["data"], field="evidence.data")
-        aux = b64d(evidence["aux"], field="evidence.aux") if evidence.get("aux") else None
+        data = b64d(evidence, field="evidence.data")
+        aux_bytes = b64d(aux, field="evidence.aux") if aux else None
         claims, verdict, token = await self._run_verify(
             self._verify_and_appraise,
-            evidence["type"],
+            evidence_type,
             data,
-            aux,
-            report_data_for(nonce, public_key),
+            aux_bytes,
+            report_data_for(nonce_bytes, public_key_bytes),
             loaded.policy,
             service_name,
-            nonce,
+            nonce_bytes,
             now,
         )
         if claims.collateral_issued_at:
             self._observe_signed(claims.collateral_issued_at)
-        lease_id = request.get("lease_id")
         if not verdict.accepted:
             if lease_id:
                 self._revoke_lease(lease_id, policy_name, service_name)
@@ -348,7 +357,7 @@ class Cas:
         service = loaded.policy.service(service_name)
         payload = await self._payload(loaded.policy, service_name, now)
         lease = self._lease(lease_id, policy_name, service_name, service.lease.ttl, verdict, now)
-        sealed = seal_config(public_key, nonce, payload)
+        sealed = seal_config(public_key_bytes, nonce_bytes, payload)
         return {
             "sealed_config": b64e(sealed),
             "lease": {
