@@ -126,6 +126,7 @@ class CasApp:
 
     hot: dict[bytes, HotRoute]
     asgi: FastAPI
+    slow: frozenset[bytes] = frozenset({b"/v1/attest"})  # answered after a loop turn's challenges (http.HttpServer)
 
 
 def _hot_route(handler: _Handler) -> HotRoute:

@@ -218,7 +218,7 @@ def _serve_worker(
     """Serve the API until SIGTERM/SIGINT; call ``ready()`` once connections are being taken. ``counts``: every
     worker's connections (several workers), shown by /v1/status; otherwise this server's own."""
     app = create_app(cas)
-    server = HttpServer(app.hot, app.asgi, limits=options.http, log_access=options.access_log)
+    server = HttpServer(app.hot, app.asgi, limits=options.http, log_access=options.access_log, slow=app.slow)
     cas.open_connections = counts.open_all if counts is not None else lambda: [len(server.connections)]
     tls = cas.identity.ssl_context()
     # Everything loaded so far (FastAPI, pydantic, the policies) lives as long as the process. Moving it out of

@@ -861,6 +861,77 @@ def test_reading_pauses_while_max_pipelined_requests_wait_and_resumes_after() ->
     assert replies[0].body == b"released"
 
 
+# -- slow routes: answered after the quick requests that the same loop turn read
+
+
+class _Turn:
+    """Two connections to one server with a slow route (as /v1/attest is to the CAS); records handler order."""
+
+    def __init__(self) -> None:
+        self.order: list[str] = []
+        self.seen_when_slow_ran: list[bytes] = []
+
+        async def slow(body: bytes) -> tuple[int, bytes]:
+            self.order.append("slow:" + body.decode())
+            self.seen_when_slow_ran.append(bytes(self.transports[1].out))
+            return 200, b'{"slow":true}'
+
+        async def quick(body: bytes) -> tuple[int, bytes]:
+            self.order.append("quick:" + body.decode())
+            return 200, b'{"quick":true}'
+
+        gates = Gates()
+        server = HttpServer({b"/slow": slow, b"/quick": quick}, make_app(gates), slow=frozenset({b"/slow"}))
+        self.protocols = [HttpProtocol(server), HttpProtocol(server)]
+        self.transports = [FakeTransport(p) for p in self.protocols]
+        for protocol, transport in zip(self.protocols, self.transports, strict=True):
+            protocol.connection_made(transport)
+
+    async def settle(self) -> None:
+        for protocol, transport in zip(self.protocols, self.transports, strict=True):
+            await _settle(protocol, transport)
+
+
+def test_a_quick_request_read_in_the_same_turn_is_answered_and_sent_before_a_slow_one() -> None:
+    async def scenario() -> _Turn:
+        turn = _Turn()
+        turn.protocols[0].data_received(post("/slow", b"a"))  # read first...
+        turn.protocols[1].data_received(post("/quick", b"b"))  # ...in the same loop turn as this
+        await turn.settle()
+        return turn
+
+    turn = _run(scenario())
+    assert turn.order == ["quick:b", "slow:a"]
+    assert _replies(turn.seen_when_slow_ran[0])[0].body == b'{"quick":true}'  # already written when slow started
+    assert [r.body for r in _replies(bytes(turn.transports[0].out))] == [b'{"slow":true}']
+
+
+def test_a_slow_request_keeps_its_place_among_its_own_connections_requests() -> None:
+    async def scenario() -> _Turn:
+        turn = _Turn()
+        turn.protocols[0].data_received(post("/slow", b"1") + post("/quick", b"2") + post("/slow", b"3"))
+        await turn.settle()
+        return turn
+
+    turn = _run(scenario())
+    assert turn.order == ["slow:1", "quick:2", "slow:3"]
+    bodies = [r.body for r in _replies(bytes(turn.transports[0].out))]
+    assert bodies == [b'{"slow":true}', b'{"quick":true}', b'{"slow":true}']
+
+
+def test_a_slow_request_whose_connection_closed_while_it_waited_is_not_run() -> None:
+    async def scenario() -> _Turn:
+        turn = _Turn()
+        turn.protocols[0].data_received(post("/slow", b"gone"))
+        turn.transports[0].close()  # the client went away before the turn's slow requests ran
+        await turn.settle()
+        return turn
+
+    turn = _run(scenario())
+    assert turn.order == []
+    assert not turn.protocols[0].busy
+
+
 # -- ordering: a refusal or an interim response never takes the place of an earlier request's answer
 
 
