@@ -111,12 +111,10 @@ class HttpServer:
         self.tasks: set[asyncio.Task[None]] = set()  # requests that had to wait
 
     def send(self, transport: asyncio.Transport, data: bytes) -> None:
-        """Write ``data`` at the end of this event-loop turn, with the other responses of the turn.
+        """Write ``data`` once this loop turn has read and answered its quick requests, with their other responses
+        (a slow request's response leaves as soon as it is done: see :meth:`defer`).
 
-        In the closed loop of benchmarks/attest.py (64 clients) this cut the p99 from 85–93 ms to 60–73 ms: the
-        responses of a turn reach the clients together, instead of each waking a client while the worker still
-        computes the next. Beyond ``_CORK_BYTES`` it writes at once, so a transport's flow control still applies.
-        (Capping the wait at 1 ms gave the closed loop's p99 back, 89–115 ms, and did not help the open loop.)
+        Beyond ``_CORK_BYTES`` it writes at once, so a transport's flow control still applies.
         """
         if not self._corked:
             asyncio.get_running_loop().call_soon(self.uncork)
@@ -126,12 +124,16 @@ class HttpServer:
             self.uncork()
 
     def defer(self, protocol: HttpProtocol, request: _Request) -> None:
-        """Answer a slow request after the quick ones this loop turn read, and after their responses have left.
+        """Answer a slow request after the quick ones this loop turn read, once their responses have left, and send
+        its response as soon as it is done.
 
-        A worker that falls behind reads several requests in one turn; answered in arrival order, a challenge
-        (~0.1 ms) waits behind every attestation (~1 ms) read before it, and its client idles meanwhile. Answered
-        first, its client computes its evidence on the other core while this worker verifies. Nothing starves: the
-        slow requests of a turn all run before the loop polls again.
+        A worker that falls behind reads several requests in one turn. Answered in arrival order, a challenge
+        (~0.1 ms) waited behind every attestation (~1 ms) read before it, and each attestation's response waited for
+        the whole turn. Now the challenged clients compute their evidence, and the attested ones unseal, on the
+        other core while this worker verifies the next. This lowers the p99 at 1,000/s offered by 64 clients; it
+        costs throughput only when clients share the CAS's cores and saturate them, since their wake-ups then
+        interrupt the worker (figures: docs/benchmarks.md). Nothing starves: a turn's deferred requests all run
+        before the loop polls again.
         """
         if not self._deferred:
             asyncio.get_running_loop().call_soon(self._run_deferred)
@@ -142,6 +144,7 @@ class HttpServer:
         deferred, self._deferred = self._deferred, deque()
         for protocol, request in deferred:
             protocol.start(request)
+            self.uncork()
 
     def uncork(self) -> None:
         corked, self._corked, self._corked_bytes = self._corked, [], 0

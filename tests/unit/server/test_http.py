@@ -864,6 +864,10 @@ def test_reading_pauses_while_max_pipelined_requests_wait_and_resumes_after() ->
 # -- slow routes: answered after the quick requests that the same loop turn read
 
 
+_SLOW_REPLY = b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 13\r\n\r\n{"slow":true}'
+_QUICK_REPLY = b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 14\r\n\r\n{"quick":true}'
+
+
 class _Turn:
     """Two connections to one server with a slow route (as /v1/attest is to the CAS); records handler order."""
 
@@ -873,7 +877,7 @@ class _Turn:
 
         async def slow(body: bytes) -> tuple[int, bytes]:
             self.order.append("slow:" + body.decode())
-            self.seen_when_slow_ran.append(bytes(self.transports[1].out))
+            self.seen_when_slow_ran.append(b"|".join(bytes(t.out) for t in self.transports))
             return 200, b'{"slow":true}'
 
         async def quick(body: bytes) -> tuple[int, bytes]:
@@ -902,7 +906,21 @@ def test_a_quick_request_read_in_the_same_turn_is_answered_and_sent_before_a_slo
 
     turn = _run(scenario())
     assert turn.order == ["quick:b", "slow:a"]
-    assert _replies(turn.seen_when_slow_ran[0])[0].body == b'{"quick":true}'  # already written when slow started
+    assert turn.seen_when_slow_ran == [b"|" + _QUICK_REPLY]  # the quick response had left when the slow one started
+    assert [r.body for r in _replies(bytes(turn.transports[0].out))] == [b'{"slow":true}']
+
+
+def test_each_slow_response_leaves_before_the_next_slow_request_of_the_turn_starts() -> None:
+    async def scenario() -> _Turn:
+        turn = _Turn()
+        turn.protocols[0].data_received(post("/slow", b"a"))
+        turn.protocols[1].data_received(post("/slow", b"b"))
+        await turn.settle()
+        return turn
+
+    turn = _run(scenario())
+    assert turn.order == ["slow:a", "slow:b"]
+    assert turn.seen_when_slow_ran[1].startswith(_SLOW_REPLY + b"|")  # a's response was written before b ran
     assert [r.body for r in _replies(bytes(turn.transports[0].out))] == [b'{"slow":true}']
 
 
