@@ -950,6 +950,46 @@ def test_a_slow_request_whose_connection_closed_while_it_waited_is_not_run() -> 
     assert not turn.protocols[0].busy
 
 
+_KIND = st.sampled_from(["slow", "quick"])
+
+
+@_FUZZ
+@given(turns=st.lists(st.lists(st.tuples(st.integers(0, 2), _KIND), max_size=4), min_size=1, max_size=5))
+def test_every_request_is_answered_once_and_in_its_connections_order(turns: list[list[tuple[int, str]]]) -> None:
+    """Whatever mix of slow and quick requests each turn reads, on whichever connections: each handler runs once,
+    and each connection gets its answers in the order it asked."""
+
+    async def scenario() -> tuple[list[str], list[list[bytes]]]:
+        ran: list[str] = []
+
+        def route(kind: str) -> Callable[[bytes], Awaitable[tuple[int, bytes]]]:
+            async def answer(body: bytes) -> tuple[int, bytes]:
+                ran.append(body.decode())
+                return 200, body
+
+            return answer
+
+        server = HttpServer({b"/slow": route("slow"), b"/quick": route("quick")}, make_app(Gates()),
+                            slow=frozenset({b"/slow"}))
+        protocols = [HttpProtocol(server) for _ in range(3)]
+        transports = [FakeTransport(p) for p in protocols]
+        for protocol, transport in zip(protocols, transports, strict=True):
+            protocol.connection_made(transport)
+        for t, turn in enumerate(turns):
+            for i, (conn, kind) in enumerate(turn):
+                protocols[conn].data_received(post(f"/{kind}", f"{kind}-{t}-{i}-{conn}".encode()))
+            await asyncio.sleep(0)  # one loop turn: the next batch may arrive before this one is answered
+        for protocol, transport in zip(protocols, transports, strict=True):
+            await _settle(protocol, transport)
+        return ran, [[r.body for r in _replies(bytes(t.out))] for t in transports]
+
+    ran, answers = _run(scenario())
+    asked = [f"{kind}-{t}-{i}-{conn}" for t, turn in enumerate(turns) for i, (conn, kind) in enumerate(turn)]
+    assert sorted(ran) == sorted(asked)
+    for conn in range(3):
+        assert answers[conn] == [a.encode() for a in asked if a.endswith(f"-{conn}")]
+
+
 # -- ordering: a refusal or an interim response never takes the place of an earlier request's answer
 
 
