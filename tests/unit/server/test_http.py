@@ -27,10 +27,7 @@ from typing import Any
 import orjson
 import pytest
 import uvloop
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
@@ -39,8 +36,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from custodes.client import cas_ssl_context
 from custodes.server.errors import error_json
 from custodes.server.http import HttpLimits, HttpProtocol, HttpServer
+from custodes.server.identity import CasIdentity, _self_signed
 
 CODE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 LIMITS = HttpLimits(
@@ -66,34 +65,13 @@ class Tls:
 
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory: pytest.TempPathFactory) -> Tls:
+    """The TLS the CAS ships: its self-signed identity on the server side, the client library's pin on the other."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "custodes-test")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    folder = tmp_path_factory.mktemp("tls")
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    (folder / "cert.pem").write_bytes(cert_pem)
-    (folder / "key.pem").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.minimum_version = ssl.TLSVersion.TLSv1_3
-    server.load_cert_chain(folder / "cert.pem", folder / "key.pem")
-    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    client.minimum_version = ssl.TLSVersion.TLSv1_3
-    client.load_verify_locations(cadata=cert_pem.decode())
-    client.check_hostname = False
-    return Tls(server, client)
+    cert_pem = _self_signed(key, [], dt.datetime.now(dt.UTC))
+    cert_path = tmp_path_factory.mktemp("tls") / "cas-cert.pem"
+    cert_path.write_bytes(cert_pem)
+    server = CasIdentity(key, cert_pem, ed25519.Ed25519PrivateKey.generate()).ssl_context()
+    return Tls(server, cas_ssl_context(cert_path))
 
 
 # -- the application: hot routes and a small ASGI app with misbehaving routes
