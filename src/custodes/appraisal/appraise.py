@@ -38,21 +38,27 @@ REASONS = {
 _SNP_TCB_PARTS = ("bootloader", "tee", "snp", "microcode")
 
 
-def _snp_floor_reason(claims: Claims, matches: Sequence[Any]) -> tuple[str, str] | None:
-    """SEV-SNP has no vendor TCB status: the policy's ``min_tcb`` is the floor, and without one we refuse."""
-    floors = [entry.min_tcb for entry in matches if entry.min_tcb is not None]
-    if not floors:
-        return (
+def _snp_entries_met(claims: Claims, matches: Sequence[Any]) -> tuple[list[Any], tuple[str, str] | None]:
+    """SEV-SNP has no vendor TCB status: an entry's ``min_tcb`` is its floor, and an entry without one, or whose floor
+    the reported TCB does not meet, does not count as a match. Returns the entries that do, or the refusal.
+
+    Filtering (rather than asking whether *any* floor is met) matters when one measurement is listed twice: an old
+    entry with a low floor, deprecated, and a new entry with a raised floor. Evidence at the old TCB meets only the
+    deprecated entry, so it gets that entry's deadline, not the new entry's open-ended acceptance."""
+    floored = [entry for entry in matches if entry.min_tcb is not None]
+    if not floored:
+        return [], (
             "TCB_NOT_EVALUATED",
             "the matching SEV-SNP measurement names no min_tcb, so the platform cannot be judged",
         )
     reported = claims.details.get("reported_tcb")
     if not isinstance(reported, dict):
-        return "TCB_NOT_EVALUATED", "the SEV-SNP claims carry no reported TCB"
-    if any(all(int(reported.get(k, -1)) >= getattr(f, k) for k in _SNP_TCB_PARTS) for f in floors):
-        return None
+        return [], ("TCB_NOT_EVALUATED", "the SEV-SNP claims carry no reported TCB")
+    met = [e for e in floored if all(int(reported.get(k, -1)) >= getattr(e.min_tcb, k) for k in _SNP_TCB_PARTS)]
+    if met:
+        return met, None
     shown = ", ".join(f"{k}={reported.get(k)}" for k in _SNP_TCB_PARTS)
-    return "TCB_BELOW_MINIMUM", f"reported TCB ({shown}) is below the policy's min_tcb"
+    return [], ("TCB_BELOW_MINIMUM", f"reported TCB ({shown}) is below the policy's min_tcb")
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,8 +172,10 @@ def appraise(claims: Claims, policy: Any, service_name: str, now: datetime) -> V
     matches = [entry for entry in service.measurements if measurement_matches(entry, claims)]
     if not matches:
         return _reject("MEASUREMENT_MISMATCH", f"no measurement of service {service.name} matches", warnings)
-    if claims.tee == "sev-snp" and (snp := _snp_floor_reason(claims, matches)) is not None:
-        return _reject(snp[0], snp[1], warnings)
+    if claims.tee == "sev-snp":
+        matches, refusal = _snp_entries_met(claims, matches)
+        if refusal is not None:
+            return _reject(refusal[0], refusal[1], warnings)
     live = [entry for entry in matches if entry.deprecated is None]
     measurement_deadline = None
     if not live:
