@@ -31,6 +31,7 @@ from custodes.errors import CustodesError
 __all__ = [
     "ATTEST_DOMAIN",
     "NONCE_BYTES",
+    "PUBLIC_KEY_BYTES",
     "RuntimeKey",
     "b64d",
     "b64e",
@@ -42,6 +43,7 @@ __all__ = [
 ATTEST_DOMAIN = b"custodes/attest/v1"
 CONFIG_INFO = b"custodes/config/v1\n"
 NONCE_BYTES = 32
+PUBLIC_KEY_BYTES = 32  # an X25519 public key
 SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_256_GCM)
 SUITE_NAME = "DHKEM-X25519-HKDF-SHA256/HKDF-SHA256/AES-256-GCM"
 
@@ -94,7 +96,10 @@ def seal_config(public_key: bytes, nonce: bytes, payload: dict[str, Any] | bytes
         raise CustodesError("REQUEST_INVALID", "public_key is not a 32-byte X25519 key") from None
     if not isinstance(payload, bytes):
         payload = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
-    return SUITE.encrypt(payload, pub, info=CONFIG_INFO + nonce)
+    try:
+        return SUITE.encrypt(payload, pub, info=CONFIG_INFO + nonce)
+    except ValueError:  # the exchange gives the all-zero secret: a low-order point, which no real key pair has
+        raise CustodesError("REQUEST_INVALID", "public_key is a low-order X25519 point") from None
 
 
 def open_config(private_key: x25519.X25519PrivateKey, nonce: bytes, sealed: bytes) -> dict[str, Any]:

@@ -195,7 +195,7 @@ _MARKED: dict[str, tuple[str, Any, int, str]] = {
     "nonce-as-base64": ("nonce", _b64(MARKER.encode() * 2), 403, "NONCE_UNKNOWN"),
     "nonce-wrong-type": ("nonce", [MARKER], 400, "REQUEST_INVALID"),
     "public-key": ("public_key", MARKER, 400, "REQUEST_INVALID"),
-    "public-key-as-base64": ("public_key", _b64(MARKER.encode()), 403, "REPORT_DATA_MISMATCH"),
+    "public-key-as-base64": ("public_key", _b64(MARKER.encode()), 400, "REQUEST_INVALID"),  # not 32 bytes
     "public-key-too-long": ("public_key", MARKER * 10, 400, "REQUEST_INVALID"),
     "evidence-data": ("data", MARKER, 400, "REQUEST_INVALID"),
     "evidence-data-as-base64": ("data", _b64(MARKER.encode() * 8), 403, "SIM_EVIDENCE_MALFORMED"),

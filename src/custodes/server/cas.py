@@ -24,12 +24,13 @@ from typing import Any
 from custodes import __version__
 from custodes.appraisal import Verdict, appraise
 from custodes.clock import FlooredClock, rfc3339
+from custodes.errors import EvidenceError
 from custodes.evidence.claims import Claims
 from custodes.ledger.keys import fingerprint, load_public_key
 from custodes.ledger.note import NoteError, NoteKey, SignedNote, parse_note, verify_note
 from custodes.ledger.requests import parse_proposal, parse_read
 from custodes.policy import Policy, load_policy, render_service, secret_order
-from custodes.protocol import b64d, b64e, report_data_for, seal_config
+from custodes.protocol import PUBLIC_KEY_BYTES, b64d, b64e, report_data_for, seal_config
 from custodes.secrets import SecretMaterial, generate_secret
 from custodes.server.binding import ReportDataBinding, StrictBinding
 from custodes.server.ear import sign_ear
@@ -333,31 +334,44 @@ class Cas:
         now = self._now()
         nonce_bytes = b64d(nonce, field="nonce", max_len=64)
         public_key_bytes = b64d(public_key, field="public_key", max_len=64)
+        if len(public_key_bytes) != PUBLIC_KEY_BYTES:  # a malformed request does not spend the nonce
+            raise ApiError(400, "REQUEST_INVALID", "public_key is not a 32-byte X25519 key")
         self._consume_nonce(nonce_bytes, policy_name, service_name, now)
         loaded = self._policy(policy_name)
+        service = loaded.policy.service(service_name)
+        if service is None:  # removed by an update since the challenge
+            raise ApiError(404, "SERVICE_UNKNOWN", f"policy {policy_name} has no service {service_name!r}")
         data = b64d(evidence, field="evidence.data")
         aux_bytes = b64d(aux, field="evidence.aux") if aux else None
-        claims, verdict, token = await self._run_verify(
-            self._verify_and_appraise,
-            evidence_type,
-            data,
-            aux_bytes,
-            report_data_for(nonce_bytes, public_key_bytes),
-            loaded.policy,
-            service_name,
-            nonce_bytes,
-            now,
-        )
+        try:
+            claims, verdict, token = await self._run_verify(
+                self._verify_and_appraise,
+                evidence_type,
+                data,
+                aux_bytes,
+                report_data_for(nonce_bytes, public_key_bytes),
+                loaded.policy,
+                service_name,
+                nonce_bytes,
+                now,
+            )
+        except (EvidenceError, ApiError):
+            # The workload's evidence was refused (it does not verify, or does not bind this nonce and key): a
+            # renewal refused on its evidence ends the lease. A CollateralError is the CAS's own (stale or missing
+            # collateral) and leaves the lease to its expiry.
+            if lease_id:
+                self._revoke_lease(lease_id, policy_name, service_name)
+            raise
         if claims.collateral_issued_at:
             self._observe_signed(claims.collateral_issued_at)
         if not verdict.accepted:
             if lease_id:
                 self._revoke_lease(lease_id, policy_name, service_name)
             raise ApiError(403, verdict.reasons[0], verdict.messages[0], list(verdict.reasons))
-        service = loaded.policy.service(service_name)
         payload = await self._payload(loaded.policy, service_name, now)
-        lease = self._lease(lease_id, policy_name, service_name, service.lease.ttl, verdict, now)
+        # Sealed before the lease is issued or renewed: a key HPKE refuses (a low-order point) leaves no lease.
         sealed = seal_config(public_key_bytes, nonce_bytes, payload)
+        lease = self._lease(lease_id, policy_name, service_name, service.lease.ttl, verdict, now)
         return {
             "sealed_config": b64e(sealed),
             "lease": {
