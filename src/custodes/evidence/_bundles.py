@@ -17,7 +17,7 @@ from typing import Any
 
 from custodes.errors import CollateralError
 
-__all__ = ["DCAP_FIELDS", "DcapCollateral", "SnpCollateral", "pem_blocks"]
+__all__ = ["DCAP_FIELDS", "DcapCollateral", "SnpCollateral", "load_json", "pem_blocks"]
 
 DCAP_FIELDS = (
     "pck_crl_issuer_chain",
@@ -36,6 +36,22 @@ _PEM_RE = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n(.*?)-----END CERTIFICAT
 
 def _malformed(message: str) -> CollateralError:
     return CollateralError("COLLATERAL_MALFORMED", message)
+
+
+def load_json(data: str | bytes, what: str) -> Any:
+    """``json.loads``, refusing with COLLATERAL_MALFORMED only (deep nesting raises RecursionError, not ValueError)."""
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:  # ValueError includes UnicodeDecodeError
+        raise _malformed(f"{what} is not valid JSON") from exc
+
+
+def _utf8(text: str, what: str) -> bytes:
+    """UTF-8 of a JSON string, which may hold a lone surrogate (``"\\ud800"`` is valid JSON, not valid Unicode)."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError as exc:
+        raise _malformed(f"{what} is not valid Unicode") from exc
 
 
 def pem_blocks(data: bytes) -> list[bytes]:
@@ -75,7 +91,7 @@ class DcapCollateral:
             value = getattr(self, name)
             if not isinstance(value, (str, bytes)):
                 raise _malformed(f"{name} has the wrong type")
-            raw = value.encode() if isinstance(value, str) else value
+            raw = _utf8(value, name) if isinstance(value, str) else value
             h.update(len(raw).to_bytes(8, "big") + raw)
         if len(self.tcb_info_signature) != 64 or len(self.qe_identity_signature) != 64:
             raise _malformed("signatures must be 64 bytes (r||s)")
@@ -103,11 +119,7 @@ class DcapCollateral:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> DcapCollateral:
-        try:
-            obj = json.loads(text)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise _malformed("DCAP collateral is not JSON") from exc
-        return cls.from_dict(obj)
+        return cls.from_dict(load_json(text, "DCAP collateral"))
 
     def to_dict(self) -> dict[str, str]:
         """The dcap-qvl JSON object."""
@@ -161,8 +173,8 @@ class SnpCollateral:
             crl = bytes.fromhex(crl_hex) if crl_hex else None
         except ValueError as exc:
             raise _malformed("crl is not hex") from exc
-        chain = tuple(pem_blocks(chain_pem.encode())) if chain_pem else ()
-        return cls(pem_blocks(leaf_pem.encode())[0], chain, crl)
+        chain = tuple(pem_blocks(_utf8(chain_pem, "chain"))) if chain_pem else ()
+        return cls(pem_blocks(_utf8(leaf_pem, "vcek/vlek"))[0], chain, crl)
 
     def to_dict(self) -> dict[str, str]:
         def pem(der: bytes) -> str:

@@ -35,15 +35,23 @@ class PckInfo:
 
     @classmethod
     def from_certificate(cls, leaf: x509.Certificate) -> PckInfo:
-        """Parse the SGX extension. Raises ``EvidenceError(PCK_EXTENSION_INVALID)``."""
+        """Parse the SGX extension. Raises ``EvidenceError(PCK_EXTENSION_INVALID)``.
+
+        The leaf may be unverified (the collateral store reads it from a quote before any signature check).
+        """
         try:
-            return cls._parse(leaf)
-        except (ValueError, KeyError, IndexError, x509.ExtensionNotFound) as exc:
+            ext = leaf.extensions.get_extension_for_oid(x509.ObjectIdentifier(SGX_EXTENSION_OID)).value
+            issuer_cn = leaf.issuer.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+        except Exception as exc:  # untrusted DER: cryptography decodes extensions and names lazily, here, and
+            # raises its own types besides ValueError (DuplicateExtension, UnsupportedGeneralNameType, ...)
+            raise EvidenceError("PCK_EXTENSION_INVALID", "the PCK certificate's SGX extension is malformed") from exc
+        try:
+            return cls._parse(ext, issuer_cn)
+        except (ValueError, KeyError, IndexError) as exc:
             raise EvidenceError("PCK_EXTENSION_INVALID", "the PCK certificate's SGX extension is malformed") from exc
 
     @classmethod
-    def _parse(cls, leaf: x509.Certificate) -> PckInfo:
-        ext = leaf.extensions.get_extension_for_oid(x509.ObjectIdentifier(SGX_EXTENSION_OID)).value
+    def _parse(cls, ext: x509.ExtensionType, issuer_cn: list[x509.NameAttribute]) -> PckInfo:
         if not isinstance(ext, x509.UnrecognizedExtension):
             raise ValueError("unexpected extension type")
         top, end = _der.read_one(ext.value)
@@ -57,7 +65,6 @@ class PckInfo:
         pcesvn = tcb[".17"].as_int()
         if not 0 <= pcesvn <= 0xFFFF:
             raise ValueError("PCESVN out of range")
-        issuer_cn = leaf.issuer.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
         cn = str(issuer_cn[0].value) if issuer_cn else ""
         ca = {"Intel SGX PCK Processor CA": "processor", "Intel SGX PCK Platform CA": "platform"}.get(cn)
         if ca is None:

@@ -68,7 +68,10 @@ def load_pem_chain(pem: bytes, *, allow_crlf: bool = False) -> list[x509.Certifi
         # Byte-exact: 64-column base64 with canonical padding bits, one newline after each block. Otherwise a
         # changed padding bit or newline inside a quote's (unsigned) cert data would still verify.
         raise ValueError("not a canonical PEM certificate chain")
-    return [x509.load_der_x509_certificate(der) for der in ders]
+    try:
+        return [x509.load_der_x509_certificate(der) for der in ders]
+    except x509.InvalidVersion:  # not a ValueError in cryptography; the callers map ValueError to their codes
+        raise ValueError("a certificate in the chain has an invalid version") from None
 
 
 def _canonical_pem(der: bytes) -> bytes:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from custodes.clock import rfc3339
 from custodes.errors import CollateralError, EvidenceError
-from custodes.evidence._bundles import DCAP_FIELDS, DcapCollateral, SnpCollateral
+from custodes.evidence._bundles import DCAP_FIELDS, DcapCollateral, SnpCollateral, load_json
 from custodes.evidence._dcap_quote import DcapQuote
 from custodes.evidence._pck import PckInfo
 from custodes.evidence._snp_report import SnpReport, TcbVersion
@@ -54,10 +54,7 @@ def parse_bundle(data: bytes) -> DcapCollateral | SnpCollateral:
     """Recognise a bundle by its documented shape (JSON object, PEM, or DER certificate)."""
     stripped = data.lstrip()
     if stripped.startswith(b"{"):
-        try:
-            obj = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise CollateralError("COLLATERAL_MALFORMED", "bundle is not valid JSON") from exc
+        obj = load_json(data, "bundle")
         if isinstance(obj, dict) and set(DCAP_FIELDS) & set(obj):
             return DcapCollateral.from_dict(obj)
         return SnpCollateral.from_dict(obj)

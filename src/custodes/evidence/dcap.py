@@ -175,13 +175,14 @@ class DcapVerifier:
         try:
             crl = x509.load_der_x509_crl(der)
             next_update = crl.next_update_utc
+            crl_issuer = crl.issuer  # decoded lazily, here: an invalid string in the name raises ValueError
         except ValueError as exc:
             raise CollateralError("COLLATERAL_MALFORMED", f"{what} is not a DER CRL") from exc
         if next_update is None:
             raise CollateralError("COLLATERAL_MALFORMED", f"{what} has no nextUpdate")
-        if crl.issuer != issuer.subject or not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
+        if crl_issuer != issuer.subject or not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
             raise CollateralError("CRL_SIGNATURE_INVALID", f"{what} is not signed by {issuer.subject.rfc4514_string()}")
-        return _Crl(crl.issuer, frozenset(r.serial_number for r in crl), crl.last_update_utc, next_update)
+        return _Crl(crl_issuer, frozenset(r.serial_number for r in crl), crl.last_update_utc, next_update)
 
     def _check_collateral(self, col: DcapCollateral) -> _CheckedCollateral:
         root_crl = self._crl(col.root_ca_crl, self._root, "root CA CRL")

@@ -333,9 +333,10 @@ def verify_tcb_info(document: bytes, vendor_public_key: ec.EllipticCurvePublicKe
         signature = bytes.fromhex(outer["signature"])
         if not isinstance(text, str) or len(signature) != 64:
             raise ValueError("bad field types")
-    except (ValueError, KeyError, TypeError) as exc:
+        signed = TCB_INFO_CONTEXT + text.encode()  # UnicodeEncodeError (a ValueError) on a lone surrogate
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:  # RecursionError: JSON nested too deeply
         raise CollateralError("COLLATERAL_MALFORMED", "simulated TCB info is not well-formed") from exc
-    if not _verify(vendor_public_key, signature, TCB_INFO_CONTEXT + text.encode()):
+    if not _verify(vendor_public_key, signature, signed):
         raise CollateralError("COLLATERAL_SIGNATURE_INVALID", "simulated TCB info signature does not verify")
     try:
         body = json.loads(text)
@@ -354,7 +355,7 @@ def verify_tcb_info(document: bytes, vendor_public_key: ec.EllipticCurvePublicKe
             evaluation_number=int(body["tcbEvaluationDataNumber"]),
             levels=tuple(sorted(levels, key=lambda lvl: lvl.level, reverse=True)),
         )
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise CollateralError("COLLATERAL_MALFORMED", "simulated TCB info body is not well-formed") from exc
     if not levels or any(lvl.status not in TCB_STATUSES for lvl in levels):
         raise CollateralError("COLLATERAL_MALFORMED", "simulated TCB info has no levels or an unknown status")
