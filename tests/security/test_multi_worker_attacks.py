@@ -166,3 +166,24 @@ def test_a_signed_read_replayed_on_the_other_worker_is_refused(
     assert pinned[1].request("GET", "/v1/policies/xw/read", headers=headers)["name"] == "xw/read"
     err = refused(lambda: pinned[0].request("GET", "/v1/policies/xw/read", headers=headers))
     assert err.code == "NONCE_UNKNOWN"
+
+
+@pytest.mark.parametrize("last_update_on", [0, 1], ids=["caching-worker", "other-worker"])
+def test_both_workers_hand_out_one_secret_after_its_definition_changes_and_changes_back(
+    pinned: dict[int, CasClient], workload: Workload, owner: Owner, last_update_on: int
+) -> None:
+    """Worker 0 holds the value for definition A; worker 1 generates anew for B; the policy returns to A. A worker
+    that trusted its own copy because A matches would hand out a value the store no longer holds."""
+    name, m = f"xw/secret-round-trip-{last_update_on}", workload.measurement
+
+    def password(worker: int) -> str:
+        return pinned[worker].attest(name, "app", workload.provider()).config["command"][2]
+
+    v1 = put_policy(pinned[0], simple_policy(name, owner, m), owner)
+    password(0)  # worker 0 now holds definition A's value
+    spec_b = simple_policy(name, owner, m, predecessor=v1).replace("size: 16", "size: 17")
+    v2 = put_policy(pinned[1], spec_b, owner, create=False)
+    assert len(password(1)) == 17  # worker 1 generated B's value
+    put_policy(pinned[last_update_on], simple_policy(name, owner, m, predecessor=v2), owner, create=False)
+    assert password(1) == password(0)
+    assert len(password(0)) == 16

@@ -74,8 +74,13 @@ class _State:
 _Verified = tuple[Claims, Verdict, str]
 
 
-def _spec_hash(spec: Any) -> str:
-    return hashlib.sha256(json.dumps(spec.model_dump(mode="json", warnings=False), sort_keys=True).encode()).hexdigest()
+def _definition_hash(spec: Any, issuer: SecretMaterial | None) -> str:
+    """What a secret's material was made from: its spec and, for a certificate, its issuer's certificate. Material
+    whose definition changed is generated anew, so a leaf is reissued when its CA is."""
+    digest = hashlib.sha256(json.dumps(spec.model_dump(mode="json", warnings=False), sort_keys=True).encode())
+    if issuer is not None and issuer.chain:
+        digest.update(b"\nissuer " + hashlib.sha256(issuer.chain[0]).digest())
+    return digest.hexdigest()
 
 
 class Cas:
@@ -156,8 +161,15 @@ class Cas:
                 continue
             policy = load_policy(record["yaml"], source=name)
             self._state.policies[policy.name] = _LoadedPolicy(policy, record["yaml"], record["serial"])
-            self._rendered = {k: v for k, v in self._rendered.items() if k[0] != policy.name}
+            self._forget_rendered(policy.name)
         self._generation = generation
+
+    def _forget_rendered(self, name: str) -> None:
+        """Drop what this worker derived from a policy that changed: its rendered configs and its copies of the
+        policy's secrets. Another worker may have generated secrets anew for a version in between (a spec changed
+        and changed back), so they are read from the store again, never trusted because their definition matches."""
+        self._rendered = {k: v for k, v in self._rendered.items() if k[0] != name}
+        self._state.secrets = {k: v for k, v in self._state.secrets.items() if k[0] != name}
 
     def _policy(self, name: str) -> _LoadedPolicy:
         self._sync_policies()
@@ -247,7 +259,7 @@ class Cas:
             expect = {f"policy/{new.name}": None if create else self.store.version_of(f"policy/{new.name}")}
             await asyncio.to_thread(self.store.commit, puts, expect=expect)
             self._state.policies[new.name] = _LoadedPolicy(new, yaml_text, serial)
-            self._rendered = {k: v for k, v in self._rendered.items() if k[0] != new.name}
+            self._forget_rendered(new.name)
             self._generation = self.shared.bump_generation()
         log.info("policy %s %s by %s: %s", new.name, "created" if create else "updated", ",".join(signers), new.hash)
         return {
@@ -499,15 +511,15 @@ class Cas:
                 materials[name] = generate_secret(spec, issuer=issuer, now=now)
                 continue
             cached = self._state.secrets.get((policy.name, name))
-            spec_hash = _spec_hash(spec)
-            if cached is not None and cached[0] == spec_hash and not _needs_reissue(cached[1], now):
+            definition = _definition_hash(spec, issuer)
+            if cached is not None and cached[0] == definition and not _needs_reissue(cached[1], now):
                 materials[name] = cached[1]
                 continue
-            materials[name] = await self._load_or_generate(policy.name, spec, spec_hash, issuer, now)
+            materials[name] = await self._load_or_generate(policy.name, spec, definition, issuer, now)
         return materials
 
     async def _load_or_generate(
-        self, policy_name: str, spec: Any, spec_hash: str, issuer: SecretMaterial | None, now: datetime
+        self, policy_name: str, spec: Any, definition: str, issuer: SecretMaterial | None, now: datetime
     ) -> SecretMaterial:
         record_name = f"secret/{policy_name}/{spec.name}"
         async with self.shared.write_lock():
@@ -515,15 +527,15 @@ class Cas:
             if raw is not None:
                 record = json.loads(raw)
                 material = SecretMaterial.from_bytes(b64d(record["material"], field="secret"))
-                if record["spec"] == spec_hash and not _needs_reissue(material, now):
-                    self._state.secrets[(policy_name, spec.name)] = (spec_hash, material)
+                if record["spec"] == definition and not _needs_reissue(material, now):
+                    self._state.secrets[(policy_name, spec.name)] = (definition, material)
                     return material
             material = generate_secret(spec, issuer=issuer, now=now)
-            record = {"spec": spec_hash, "material": b64e(material.to_bytes()), "generated_at": rfc3339(now)}
+            record = {"spec": definition, "material": b64e(material.to_bytes()), "generated_at": rfc3339(now)}
             # ``expect`` as a second line of defence: never overwrite material another worker may have handed out.
             expect = {record_name: self.store.version_of(record_name) if raw is not None else None}
             await asyncio.to_thread(self.store.commit, {record_name: json.dumps(record).encode()}, expect=expect)
-            self._state.secrets[(policy_name, spec.name)] = (spec_hash, material)
+            self._state.secrets[(policy_name, spec.name)] = (definition, material)
             log.info("secret %s/%s generated (%s)", policy_name, spec.name, spec.kind)
             return material
 
