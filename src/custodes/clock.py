@@ -2,12 +2,17 @@
 
 Host time is untrusted (DESIGN.md §2): the host sets it. :class:`FlooredClock` therefore never returns a time
 earlier than the newest *signed* timestamp custodes has seen (for example a collateral issue date), so the clock
-cannot be wound back past signed evidence. Pure code never reads the clock: it takes ``now`` as an argument.
+cannot be wound back past signed evidence; and, while the process runs, never earlier than a time it has already
+returned plus the time elapsed since on the monotonic clock, so winding the wall clock back does not stretch a
+nonce's, a lease's or a deadline's lifetime. Pure code never reads the clock: it takes ``now`` as an argument.
 """
 
 from __future__ import annotations
 
+import math
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -60,11 +65,20 @@ class FixedClock:
 
 
 class FlooredClock:
-    """Wraps a clock so that it never goes below the newest signed timestamp observed."""
+    """Wraps a clock so that it never goes below the newest signed timestamp observed, nor back in time.
 
-    def __init__(self, inner: Clock | None = None) -> None:
+    The second bound is the *lead*: the largest ``wall − monotonic`` seen. ``now()`` returns at least
+    ``monotonic + lead``, so after the host winds its wall clock back the time keeps advancing at the monotonic
+    clock's rate from the latest time returned, and a step forward is kept (things expire early: fail closed).
+    ``monotonic`` defaults to :func:`time.monotonic` for the system clock (system-wide, so worker processes can share
+    the lead); for another inner clock without one, the bound is a plain high-water mark.
+    """
+
+    def __init__(self, inner: Clock | None = None, *, monotonic: Callable[[], float] | None = None) -> None:
         self._inner = inner or SystemClock()
+        self._monotonic = monotonic if monotonic is not None else (time.monotonic if inner is None else _still)
         self._floor: datetime | None = None
+        self._lead = -math.inf
         self._lock = threading.Lock()
 
     def observe_signed(self, ts: datetime) -> None:
@@ -78,7 +92,27 @@ class FlooredClock:
     def floor(self) -> datetime | None:
         return self._floor
 
+    @property
+    def lead(self) -> float:
+        """The largest ``wall − monotonic`` seen (seconds): with :meth:`raise_lead`, how workers share the bound."""
+        return self._lead
+
+    def raise_lead(self, lead: float) -> None:
+        """Take up a lead another process has seen (they share one monotonic clock)."""
+        self._lead = max(self._lead, lead)
+
     def now(self) -> datetime:
         t = self._inner.now()
+        mono = self._monotonic()
+        lead = t.timestamp() - mono
+        if lead > self._lead:
+            self._lead = lead
+        elif lead < self._lead:  # the wall clock went back: carry on from the latest time returned
+            t = datetime.fromtimestamp(mono + self._lead, UTC)
         floor = self._floor
         return floor if floor is not None and floor > t else t
+
+
+def _still() -> float:
+    """A monotonic clock that stands still, for inner clocks that have none (tests): a high-water mark."""
+    return 0.0

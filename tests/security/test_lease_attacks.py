@@ -6,7 +6,6 @@ seal to must be refused as a client error before any lease is issued or renewed.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -14,18 +13,12 @@ from typing import Any
 
 import pytest
 
+from _inprocess import InProcessCas
 from _support import CasProcess, Owner, Workload, make_sim, put_policy
 from conftest import simple_policy
 from custodes.client import CasClient, CasError, EvidenceSource
-from custodes.clock import FixedClock, FlooredClock, utcnow
 from custodes.errors import CollateralError, CustodesError
-from custodes.ledger.keys import public_pem
-from custodes.ledger.note import add_signature
-from custodes.ledger.requests import proposal_text
-from custodes.policy import load_policy
 from custodes.protocol import RuntimeKey, b64d, b64e, report_data_for
-from custodes.server.serve import ServeOptions, build_cas
-from custodes.server.shared import SharedState
 
 LOW_ORDER_KEY = bytes(32)  # the all-zero X25519 point: every exchange with it gives the all-zero secret
 
@@ -118,49 +111,14 @@ def test_service_removed_since_the_challenge_is_404_service_unknown(
         assert (err.status, err.code) == (404, "SERVICE_UNKNOWN")
 
 
-class InProcessCas:
-    """A CAS in this process on a clock the test moves (the lease table is inspected directly)."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        sim = make_sim(tmp_path / "sim", platforms=1)
-        self.t0 = utcnow() + timedelta(minutes=5)
-        self.clock = FixedClock(self.t0)
-        data_dir = tmp_path / "cas"
-        data_dir.mkdir()
-        self.shared = SharedState(data_dir, nonce_capacity=16, read_nonce_capacity=16, lease_capacity=16).attach()
-        options = ServeOptions(data_dir=data_dir, sim_vendor=sim.path)
-        self.cas = build_cas(options, shared=self.shared, clock=FlooredClock(self.clock))
-        owner = Owner("owner")
-        app = tmp_path / "app.py"
-        app.write_text("print('app')\n")
-        self.workload = Workload(sim.platforms()[0].path, [app])
-        text = simple_policy("inproc/app", owner, self.workload.measurement)
-        policy = load_policy(text)
-        note = proposal_text(policy.name, None, policy.hash, int(self.t0.timestamp()) + 3600)
-        signed = add_signature(note, "owner", owner.key)
-        asyncio.run(self.cas.put_policy(text, signed.render(), [public_pem(owner.key.public_key())], create=True))
-
-    def attest(self, public_key: bytes, lease_id: str | None = None) -> dict[str, Any]:
-        nonce = self.cas.challenge("inproc/app", "app")["nonce"]
-        data, _ = self.workload.provider().evidence(report_data_for(b64d(nonce), public_key))
-        return asyncio.run(self.cas.attest(policy_name="inproc/app", service_name="app", nonce=nonce,
-                                           public_key=b64e(public_key), evidence_type="simulated",
-                                           evidence=b64e(data), lease_id=lease_id))
-
-    def lease(self, lease_id: str) -> Any:
-        with self.shared.tables():
-            found = self.shared.leases.find(lease_id)
-        return found[1] if found else None
-
-
 @pytest.mark.parametrize("bad_key", [LOW_ORDER_KEY, b"\x09" * 31], ids=["low-order", "31-bytes"])
 def test_renewal_with_an_unusable_key_leaves_the_lease_as_it_was(tmp_path: Path, bad_key: bytes) -> None:
     cas = InProcessCas(tmp_path)
-    lease_id = cas.attest(RuntimeKey.generate().public_bytes)["lease"]["id"]
+    lease_id = cas.attest()["lease"]["id"]
     before = cas.lease(lease_id)
-    cas.clock.set(cas.t0 + timedelta(minutes=20))
+    cas.set_wall(cas.t0 + timedelta(minutes=20), elapsed=timedelta(minutes=20))
     with pytest.raises(CustodesError) as info:
-        cas.attest(bad_key, lease_id)
+        cas.attest(bad_key, lease_id=lease_id)
     assert info.value.code == "REQUEST_INVALID"
     after = cas.lease(lease_id)
     assert (after.renewals, after.expires_at) == (before.renewals, before.expires_at)
@@ -168,9 +126,9 @@ def test_renewal_with_an_unusable_key_leaves_the_lease_as_it_was(tmp_path: Path,
 
 def test_renewal_refused_for_the_cas_own_stale_collateral_does_not_end_the_lease(tmp_path: Path) -> None:
     cas = InProcessCas(tmp_path)
-    lease_id = cas.attest(RuntimeKey.generate().public_bytes)["lease"]["id"]
-    cas.clock.set(cas.t0 + timedelta(days=31))  # past the simulated TCB info's nextUpdate (30 days)
+    lease_id = cas.attest()["lease"]["id"]
+    cas.set_wall(cas.t0 + timedelta(days=31))  # past the simulated TCB info's nextUpdate (30 days)
     with pytest.raises(CollateralError) as info:
-        cas.attest(RuntimeKey.generate().public_bytes, lease_id)
+        cas.attest(lease_id=lease_id)
     assert info.value.code == "COLLATERAL_EXPIRED"
     assert cas.lease(lease_id) is not None

@@ -135,12 +135,16 @@ class Cas:
         self._floor_seen = max(self._floor_seen, ts.timestamp())
 
     def _now(self) -> datetime:
-        """The floored time, after taking up a floor another worker raised (one 8-byte read when there is none)."""
+        """The floored time, after taking up a floor or a clock lead another worker raised, so that no worker's time
+        is behind another's when the host winds its clock back."""
         floor = self.shared.floor
         if floor > self._floor_seen:
             self._floor_seen = floor
             self.clock.observe_signed(datetime.fromtimestamp(floor, UTC))
-        return self.clock.now()
+        self.clock.raise_lead(self.shared.lead)
+        now = self.clock.now()
+        self.shared.raise_lead(self.clock.lead)
+        return now
 
     # ------------------------------------------------------------------------------------------ policies
 

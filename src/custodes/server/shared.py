@@ -43,9 +43,11 @@ __all__ = ["Consumed", "LeaseRecord", "NonceRing", "NonceStatus", "SharedState",
 
 _SEQ = struct.Struct(">Q")
 
-# Header: generation, attestation-nonce sequence, read-nonce sequence, lease cursor (u64 each), clock floor (f64).
-_HEADER = struct.Struct("=QQQQd")
+# Header: generation, attestation-nonce sequence, read-nonce sequence, lease cursor (u64 each), clock floor and clock
+# lead (f64 each).
+_HEADER = struct.Struct("=QQQQdd")
 _FLOOR_OFFSET = 32
+_LEAD_OFFSET = 40
 _HEADER_SIZE = 64
 
 # A nonce record: the nonce, its expiry (epoch seconds), its state, and a hash of what it was issued for.
@@ -324,6 +326,17 @@ class SharedState:
         with self.tables():
             if value > self.floor:
                 struct.pack_into("=d", self._mem, _FLOOR_OFFSET, value)
+
+    @property
+    def lead(self) -> float:
+        """The largest ``wall − monotonic`` any worker's clock has seen (0.0 for none): see custodes.clock."""
+        return struct.unpack_from("=d", self._mem, _LEAD_OFFSET)[0]
+
+    def raise_lead(self, value: float) -> None:
+        """Without the lock: an 8-byte aligned store is atomic, and a raise lost to a concurrent one only leaves
+        another worker's bound a moment behind until this worker's next request writes it again."""
+        if value > self.lead:
+            struct.pack_into("=d", self._mem, _LEAD_OFFSET, value)
 
     def bump_generation(self) -> int:
         with self.tables():
