@@ -10,6 +10,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
@@ -52,6 +53,8 @@ def load_public_key(pem: str | bytes) -> PublicKey:
         key = serialization.load_pem_public_key(pem.encode() if isinstance(pem, str) else pem)
     except ValueError:
         raise CustodesError("KEY_INVALID", "not a PEM public key") from None
+    except UnsupportedAlgorithm:  # a well-formed key of an algorithm or curve cryptography does not know
+        raise CustodesError("KEY_INVALID", "keys must be Ed25519 or ECDSA P-256") from None
     if isinstance(key, ed25519.Ed25519PublicKey):
         return key
     if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):

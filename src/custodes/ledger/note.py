@@ -156,7 +156,8 @@ def add_signature(note: SignedNote | str, name: str, private_key: PrivateKey) ->
 
 
 def verify_note(note: SignedNote, keys: Iterable[NoteKey]) -> list[str]:
-    """Verify the note against known keys. Returns the distinct names of known keys that signed it.
+    """Verify the note against known keys. Returns the names of the known keys that signed it, one per distinct
+    public key: a key known under two names (or a name signing twice) counts once, under the first name it signed as.
 
     Raises :class:`NoteError`: ``NOTE_SIGNATURE_INVALID`` if a known key's signature fails,
     ``NOTE_UNSIGNED`` if no known key signed it.
@@ -164,14 +165,17 @@ def verify_note(note: SignedNote, keys: Iterable[NoteKey]) -> list[str]:
     known = {(k.name, k.key_id): k for k in keys}
     message = note.text.encode()
     signers: list[str] = []
+    counted: set[tuple[int, bytes]] = set()  # (sig_type, key_bytes): the public key itself, whatever its name
     for name, kid, sig in note.signatures:
         key = known.get((name, kid))
         if key is None:
             continue
         if not key.verify(sig, message):
             raise NoteError("NOTE_SIGNATURE_INVALID", f"the signature by key {name!r} does not verify")
-        if name not in signers:
+        identity = (key.sig_type, key.key_bytes)
+        if name not in signers and identity not in counted:
             signers.append(name)
+            counted.add(identity)
     if not signers:
         raise NoteError("NOTE_UNSIGNED", "the note carries no signature by a known key")
     return signers

@@ -29,6 +29,8 @@ __all__ = ["Proposal", "ReadRequest", "parse_proposal", "parse_read", "proposal_
 PROPOSAL_HEADER = "custodes/proposal/v1"
 READ_HEADER = "custodes/read/v1"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+#: ASCII digits only (``str.isdigit`` also accepts e.g. "²"), and short enough for ``int``: 20 digits exceed 2**64.
+_UNIX_SECONDS = re.compile(r"[0-9]{1,20}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +59,7 @@ def parse_proposal(text: str) -> Proposal:
     pred = fields["predecessor"]
     if (pred != "-" and not _HEX64.fullmatch(pred)) or not _HEX64.fullmatch(fields["policy"]):
         raise NoteError("NOTE_MALFORMED", "proposal hashes must be 64 lower-case hex digits")
-    if not fields["not-after"].isdigit():
+    if not _UNIX_SECONDS.fullmatch(fields["not-after"]):
         raise NoteError("NOTE_MALFORMED", "proposal not-after must be unix seconds")
     return Proposal(fields["name"], None if pred == "-" else pred, fields["policy"], int(fields["not-after"]))
 

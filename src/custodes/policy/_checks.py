@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from custodes.policy._placeholders import find_placeholders
-from custodes.policy._types import LOADER_CONTEXT
+from custodes.policy._types import LOADER_CONTEXT, key_fingerprint
 from custodes.secrets import supported_formats
 
 if TYPE_CHECKING:
@@ -53,6 +53,12 @@ def _duplicates(values: list[str]) -> Iterator[tuple[int, str]]:
 
 def _check_access(policy: Policy) -> Iterator[Issue]:
     keys = policy.keys
+    # One key under two names (say a PEM and its sha256: fingerprint) would count twice toward a threshold.
+    names_by_key: dict[str, str] = {}
+    for name, ref in keys.items():
+        first = names_by_key.setdefault(key_fingerprint(ref), name)
+        if first != name:
+            yield ("keys", name), f"key {name!r} is the same key as {first!r}"
     for i, name in enumerate(policy.access.read):
         if name not in keys:
             yield ("access", "read", i), f"key {name!r} is not declared under keys"

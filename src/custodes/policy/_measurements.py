@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from custodes.policy._types import U16, U53, NonEmptyText, UtcTimestamp, hex_digits, invalid
+from custodes.policy._types import U8, U16, U53, NonEmptyText, UtcTimestamp, hex_digits, invalid
 
 __all__ = ["Deprecated", "Measurement", "SevSnpMeasurement", "SgxMeasurement", "SimulatedMeasurement", "TdxMeasurement"]
 
@@ -77,10 +77,10 @@ class SnpMinTcb(BaseModel):
     """
 
     model_config = _FROZEN
-    bootloader: Annotated[int, Field(ge=0, le=255)]
-    tee: Annotated[int, Field(ge=0, le=255)]
-    snp: Annotated[int, Field(ge=0, le=255)]
-    microcode: Annotated[int, Field(ge=0, le=255)]
+    bootloader: U8
+    tee: U8
+    snp: U8
+    microcode: U8
 
 
 class SevSnpMeasurement(_Base):

@@ -18,11 +18,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from pydantic import AfterValidator, Field, PlainValidator, Strict, ValidationInfo
 from pydantic_core import PydanticCustomError
 
+from custodes.ledger.keys import fingerprint, load_public_key
 from custodes.policy._duration import MAX_DURATION, parse_duration
 
 LOADER_CONTEXT = "custodes.policy.loader"
 
 __all__ = [
+    "U8",
     "U16",
     "U53",
     "AbsPath",
@@ -41,6 +43,7 @@ __all__ = [
     "duration",
     "hex_digits",
     "invalid",
+    "key_fingerprint",
 ]
 
 #: ``name``: lower-case segments separated by ``/`` (at most 8), each 1-63 characters of ``a-z 0-9 . _ -``.
@@ -58,6 +61,8 @@ DNS_NAME_RE = re.compile(rf"(?:\*\.)?{_DNS_LABEL}(?:\.{_DNS_LABEL})*")
 _HEX_RE = re.compile(r"[0-9a-fA-F]*")
 _MODE_RE = re.compile(r"0?[0-7]{3}")
 _FINGERPRINT_RE = re.compile(r"sha256:[0-9a-f]{64}")
+#: Timestamps end before this, so that a timestamp plus the longest duration (``since + tcb.grace``) fits a datetime.
+TIMESTAMP_LIMIT = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def _from_yaml(info: ValidationInfo) -> bool:
@@ -153,6 +158,7 @@ def duration(*, positive: bool) -> PlainValidator:
 
 
 #: Integers are never coerced from strings, floats or booleans.
+U8 = Annotated[int, Strict(), Field(ge=0, le=0xFF)]
 U16 = Annotated[int, Strict(), Field(ge=0, le=0xFFFF)]
 #: The JCS canonical form represents numbers exactly only up to 2**53 - 1.
 U53 = Annotated[int, Strict(), Field(ge=0, le=2**53 - 1)]
@@ -200,7 +206,13 @@ def _timestamp(value: object) -> datetime:
         invalid("expected an RFC 3339 timestamp with a time zone, e.g. 2026-11-20T00:00:00Z")
     if value.tzinfo is None or value.utcoffset() is None:
         invalid("timestamp has no time zone (add 'Z' for UTC)")
-    return value.astimezone(UTC)
+    try:
+        utc: datetime | None = value.astimezone(UTC)
+    except OverflowError:  # before year 1 or after year 9999 in UTC, e.g. 0001-01-01T00:00:00+01:00
+        utc = None
+    if utc is None or utc >= TIMESTAMP_LIMIT:
+        invalid("timestamp is out of range (expected 0001-01-01T00:00:00Z to 8999-12-31T23:59:59Z)")
+    return utc
 
 
 UtcTimestamp = Annotated[datetime, PlainValidator(_timestamp)]
@@ -229,6 +241,11 @@ def _key_ref(value: object) -> str:
 
 #: A governance key: a PEM public key (stored re-encoded as SPKI PEM) or ``sha256:<hex>`` of the DER SPKI.
 KeyRef = Annotated[str, PlainValidator(_key_ref)]
+
+
+def key_fingerprint(ref: str) -> str:
+    """The ``sha256:`` fingerprint of a validated :data:`KeyRef`: the key it names, however it is spelled."""
+    return ref if ref.startswith("sha256:") else fingerprint(load_public_key(ref))
 
 
 def _non_empty(value: str) -> str:

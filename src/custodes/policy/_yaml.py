@@ -3,7 +3,8 @@
 It walks the parser's event stream with an explicit stack (no recursion, no composer), and accepts only plain data:
 no anchors, aliases, merge keys or tags (so billion-laughs expansion is impossible), one document, nesting at most
 :data:`MAX_DEPTH` deep, unique mapping keys. Mapping keys are always taken as text. Scalars resolve as in YAML 1.1
-(PyYAML's safe resolver): ``true``, ``42``, ``~`` and timestamps become booleans, integers, null and datetimes.
+(PyYAML's safe resolver): ``true``, ``42``, ``~`` and timestamps become booleans, integers, null and datetimes; base 60
+numbers (``1:30``) and numbers longer than :data:`MAX_NUMBER_CHARS` are refused before conversion.
 """
 
 from __future__ import annotations
@@ -20,10 +21,19 @@ from yaml.resolver import Resolver
 __all__ = ["MAX_DEPTH", "Mark", "YamlDocument", "YamlIssue", "parse_yaml"]
 
 MAX_DEPTH = 32
+#: Longer numbers are refused before conversion (the largest integer a policy accepts, 2**53 - 1, has 16 digits).
+MAX_NUMBER_CHARS = 64
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _CONSTRUCTIBLE = frozenset(
     f"tag:yaml.org,2002:{t}" for t in ("null", "bool", "int", "float", "str", "timestamp", "binary")
 ) - {"tag:yaml.org,2002:binary"}
+_NUMBERS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"})
+#: How a scalar that resolves to a tag but does not construct (2026-02-30) is named in the error.
+_KINDS = {
+    "tag:yaml.org,2002:int": "integer",
+    "tag:yaml.org,2002:float": "number",
+    "tag:yaml.org,2002:timestamp": "timestamp",
+}
 
 Mark = tuple[int, int]  # 1-based line, column
 Path = tuple[str | int, ...]
@@ -51,6 +61,10 @@ def _mark(event: events.Event) -> Mark:
     return (m.line + 1, m.column + 1) if m is not None else (1, 1)
 
 
+class _Refused(ValueError):
+    """A scalar the reader cannot take; the message is reported as is (it never quotes the value)."""
+
+
 class _Scalars:
     def __init__(self) -> None:
         self._resolver = Resolver()
@@ -59,9 +73,18 @@ class _Scalars:
     def value(self, event: events.ScalarEvent) -> Any:
         tag = self._resolver.resolve(ScalarNode, event.value, event.implicit)
         if tag not in _CONSTRUCTIBLE:
-            raise ValueError("unsupported YAML value")
+            raise _Refused("unsupported YAML value")
+        if tag in _NUMBERS:
+            # YAML 1.1 base 60 (1:30 is 90) takes PyYAML quadratic time to convert: refuse it, and bound the rest.
+            if ":" in event.value:
+                raise _Refused("YAML base-60 numbers are not allowed (quote the value if it is text)")
+            if len(event.value) > MAX_NUMBER_CHARS:
+                raise _Refused(f"number is longer than {MAX_NUMBER_CHARS} characters")
         node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
-        return self._constructor.construct_object(node)
+        try:
+            return self._constructor.construct_object(node)
+        except Exception as e:  # e.g. 2026-02-30; never quote the scalar: it may be an explicit secret's value
+            raise _Refused(f"invalid YAML {_KINDS.get(tag, 'scalar')} (quote the value if it is text)") from e
 
 
 def _location(exc: yaml.YAMLError, text: str) -> Mark:
@@ -161,9 +184,8 @@ class _Builder:
             return
         try:
             value = self.scalars.value(event)
-        except Exception as e:
-            message = str(e) if isinstance(e, ValueError) and str(e) == "unsupported YAML value" else None
-            raise YamlIssue([(mark, message or f"invalid YAML scalar {event.value[:40]!r}")]) from e
+        except _Refused as e:
+            raise YamlIssue([(mark, str(e))]) from e
         self._place(value, mark)
 
 

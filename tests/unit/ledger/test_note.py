@@ -36,6 +36,15 @@ def test_k_signatures_on_one_text_verify_and_count_distinct_names() -> None:
     assert parse_proposal(parsed.text).name == "a/b"
 
 
+def test_one_key_known_under_two_names_counts_once() -> None:
+    # The loader refuses such a policy; a stored or hand-built key list must not double count either.
+    alice, bob = generate_key(), generate_key()
+    note = add_signature(add_signature(proposal_text("a/b", None, "0" * 64, 1), "alice", alice), "dave", alice)
+    note = add_signature(note, "bob", bob)
+    keys = [NoteKey(name, key.public_key()) for name, key in (("alice", alice), ("dave", alice), ("bob", bob))]
+    assert verify_note(parse_note(note.render()), keys) == ["alice", "bob"]
+
+
 def test_a_failing_known_signature_rejects_the_whole_note() -> None:
     alice = generate_key()
     note = add_signature(proposal_text("a/b", None, "0" * 64, 1), "alice", alice)

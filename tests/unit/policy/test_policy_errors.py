@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from policy_fixtures import FP, MINIMAL, SIM
 
 from custodes.errors import PolicyError
+from custodes.ledger.keys import fingerprint, public_pem
 from custodes.policy import load_policy
 
 
@@ -32,8 +34,17 @@ def extra_secrets(*lines: str) -> str:
     return edit(SECRET, SECRET + "".join(f"  - {{{line}}}\n" for line in lines))
 
 
+def deprecated_since(since: str) -> str:
+    return measurement(f'tee: simulated, measurement: "{SIM}", deprecated: {{since: {since}, advisory: X}}')
+
+
 H64, H96 = "c" * 64, "d" * 96
 FIVE_RTMRS = ", ".join([f'"{H96}"'] * 5)
+#: One Ed25519 key, spelled as a PEM (one line, as in a flow mapping) and as its fingerprint.
+_KEY = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(32)).public_key()
+KEY_PEM, KEY_FP = public_pem(_KEY).replace("\n", "\\n"), fingerprint(_KEY)
+OUT_OF_RANGE = "timestamp is out of range (expected 0001-01-01T00:00:00Z to 8999-12-31T23:59:59Z)"
+SNP = f'tee: sev-snp, measurement: "{H96}", min_tcb: '
 
 CASES = [
     ("yaml syntax error", edit("name: t/p", "name: t/p: x"),
@@ -172,6 +183,30 @@ CASES = [
     ("unknown TCB status", edit("access:", "security: {tcb: {accept: [Fine]}}\naccess:"),
      "3:27: security.tcb.accept[0]: unknown TCB status 'Fine' (expected one of: UpToDate, SWHardeningNeeded, "
      "ConfigurationNeeded, ConfigurationAndSWHardeningNeeded, OutOfDate, OutOfDateConfigurationNeeded)"),
+    ("base-60 number", edit("kind: ascii}", "kind: ascii, size: 1:30}"),
+     "11:35: YAML base-60 numbers are not allowed (quote the value if it is text)"),
+    ("over-long number", edit("kind: ascii}", "kind: ascii, size: 1" + "0" * 64 + "}"),
+     "11:35: number is longer than 64 characters"),
+    ("impossible date", deprecated_since("2026-02-30T00:00:00Z"),
+     "8:159: invalid YAML timestamp (quote the value if it is text)"),
+    ("unquoted explicit value YAML cannot read", extra_secrets("name: pin, kind: explicit, value: 2024-19-37"),
+     "12:40: invalid YAML timestamp (quote the value if it is text)"),
+    ("one key as a PEM and as its fingerprint", edit(f'alice: "{FP}"', f'alice: "{KEY_PEM}", bob: "{KEY_FP}"'),
+     "2:140: keys.bob: key 'bob' is the same key as 'alice'"),
+    ("one fingerprint under two names", edit(f'"{FP}"', f'"{FP}", bob: "sha256:{"A" * 64}"'),
+     "2:95: keys.bob: key 'bob' is the same key as 'alice'"),
+    ("timestamp after year 9999 in UTC", deprecated_since("9999-12-31T23:59:59-01:00"),
+     f"8:159: services[0].measurements[0].deprecated.since: {OUT_OF_RANGE}"),
+    ("timestamp before year 1 in UTC", deprecated_since("0001-01-01T00:00:00+01:00"),
+     f"8:159: services[0].measurements[0].deprecated.since: {OUT_OF_RANGE}"),
+    ("timestamp too late to add a grace to", deprecated_since("9000-01-01T00:00:00Z"),
+     f"8:159: services[0].measurements[0].deprecated.since: {OUT_OF_RANGE}"),
+    ("min_tcb as a string", measurement(SNP + '{bootloader: "3", tee: 0, snp: 1, microcode: 1}'),
+     "8:159: services[0].measurements[0].min_tcb.bootloader: expected an integer"),
+    ("min_tcb as a boolean", measurement(SNP + "{bootloader: 3, tee: true, snp: 1, microcode: 1}"),
+     "8:167: services[0].measurements[0].min_tcb.tee: expected an integer"),
+    ("min_tcb as a float", measurement(SNP + "{bootloader: 3, tee: 0, snp: 1.0, microcode: 1}"),
+     "8:175: services[0].measurements[0].min_tcb.snp: expected an integer"),
 ]
 
 
