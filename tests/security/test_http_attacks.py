@@ -75,6 +75,11 @@ _SMUGGLING = {
     "obsolete-line-folding": challenge(f"Content-Length: {len(CHALLENGE)}", "X-Folded: a\r\n b"),
     "bad-chunk-size": challenge("Transfer-Encoding: chunked", body=b"5 \r\nhello\r\n0\r\n\r\n"),
     "nul-in-header-value": challenge(f"Content-Length: {len(CHALLENGE)}", "X-Nul: a\x00b"),
+    # llhttp takes any coding list that ends in chunked; the CAS would hand the route a body still encoded
+    "unknown-coding-then-chunked": challenge("Transfer-Encoding: x-custom, chunked", body=b"0\r\n\r\n"),
+    "gzip-then-chunked": challenge("Transfer-Encoding: gzip, chunked", body=b"0\r\n\r\n"),
+    "two-transfer-encoding-headers": challenge("Transfer-Encoding: gzip", "Transfer-Encoding: chunked",
+                                               body=b"0\r\n\r\n"),
 }
 
 

@@ -15,7 +15,9 @@ What a client cannot do (each refusal is the API's JSON error; the connection th
 * ask for a protocol upgrade (400: the CAS speaks HTTP/1.1 only);
 * hold a connection without finishing a request (408 after ``request_timeout``) or idle beyond ``keep_alive``;
 * stop reading its responses: the server stops reading its requests, and cuts it off after ``request_timeout``;
-* open more than ``max_connections`` connections to one worker (the newest is closed at once).
+* send a transfer coding other than ``chunked``, or trailer lines beyond the header limit;
+* open more than ``max_connections`` connections to one worker, counted from accept by the worker's admission
+  (server/balancer.py): the longest-idle connection that has sent nothing is closed to make room, else the newest.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ from starlette.types import ASGIApp
 
 from custodes.server.asgi import asgi_exchange
 from custodes.server.errors import error_json
+
+#: Raw bytes allowed per body chunk beyond its data: its size line (hex digits, CRLF) and the CRLF after it.
+_CHUNK_FRAMING = 16
 
 __all__ = ["HotRoute", "HttpLimits", "HttpServer"]
 
@@ -99,7 +104,7 @@ class HttpServer:
         self._deferred: deque[tuple[HttpProtocol, _Request]] = deque()
         self.limits = limits or HttpLimits()
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-        room = soft - 64 if soft != resource.RLIM_INFINITY else self.limits.max_connections
+        room = soft - 128 if soft != resource.RLIM_INFINITY else self.limits.max_connections  # the rest: own files
         self.max_connections = max(1, min(self.limits.max_connections, room))
         self.log_access = log_access
         self.connections: set[HttpProtocol] = set()
@@ -188,7 +193,8 @@ class HttpServer:
 class HttpProtocol(asyncio.Protocol):
     """One HTTP/1.1 connection. Requests are answered in order, one at a time; pipelined ones wait in a queue."""
 
-    on_finished: Callable[[], None] | None = None  # set by the connection balancer (server/balancer.py)
+    on_finished: Callable[[], None] | None = None  # set by the worker's admission (server/balancer.py)
+    on_connected: Callable[[], None] | None = None  # likewise
 
     def __init__(self, server: HttpServer) -> None:
         self.server = server
@@ -206,7 +212,8 @@ class HttpProtocol(asyncio.Protocol):
         self.last_active = time.monotonic()
         self.request_started: float | None = None  # when the current partial request's first byte came
         self.in_headers = False  # a request has begun and its headers are not complete
-        self.header_raw = 0  # bytes received while in its headers (llhttp buffers a header line until it ends)
+        self.request_raw = 0  # bytes received of the current request (llhttp buffers a header line until it ends)
+        self.chunks = 0  # chunks of the current request's body (Transfer-Encoding: chunked)
         self.completed = 0  # requests parsed on this connection
         self.disconnected: asyncio.Future[None] = self.loop.create_future()
         self._reset()
@@ -221,6 +228,8 @@ class HttpProtocol(asyncio.Protocol):
     # -- asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.on_connected is not None:
+            self.on_connected()
         self.transport = transport  # type: ignore[assignment]
         open_now = len(self.server.connections) + len(self.server.draining)
         if self.server.stopping or open_now >= self.server.max_connections:
@@ -258,11 +267,12 @@ class HttpProtocol(asyncio.Protocol):
                 if not self.busy:
                     self._next()
                 self._update_reading()
-            # A header line is only reported when it ends, so count the raw bytes of a request still in its headers
-            # (a chunk in which an earlier request completed is not counted: at most one read's worth uncounted).
-            if self.in_headers and self.completed == completed:
-                self.header_raw += len(data)
-                if self.header_raw > self.limits.max_header_bytes:
+            # A header line (or a trailer line after a chunked body) is only reported when it ends, so count the raw
+            # bytes of a request in progress: all but its body and a little chunk framing per chunk must fit the
+            # header limit (a chunk in which an earlier request completed is not counted: one read's worth at most).
+            if self.request_started is not None and self.completed == completed:
+                self.request_raw += len(data)
+                if self.request_raw - self.body_bytes > self.limits.max_header_bytes + _CHUNK_FRAMING * self.chunks:
                     raise _Refusal(431, "REQUEST_TOO_LARGE", "request headers too large")
         except _Refusal as refusal:
             self._refuse(refusal.status, refusal.code, refusal.message)
@@ -282,7 +292,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self.request_started = self.last_active = time.monotonic()
-        self.in_headers, self.header_raw = True, 0
+        self.in_headers, self.request_raw, self.chunks = True, 0, 0
         self._reset()
 
     def on_url(self, url: bytes) -> None:
@@ -305,10 +315,18 @@ class HttpProtocol(asyncio.Protocol):
         if self.parser.should_upgrade():
             raise _Refusal(400, "REQUEST_INVALID", "protocol upgrades are not supported")
         headers = dict(self.headers)  # llhttp has refused duplicate lengths
+        if b"transfer-encoding" in headers and (
+            headers[b"transfer-encoding"].strip().lower() != b"chunked"
+            or sum(name == b"transfer-encoding" for name, _ in self.headers) > 1
+        ):  # llhttp takes any coding list that ends in chunked; the CAS decodes none but chunked itself
+            raise _Refusal(400, "REQUEST_INVALID", "unsupported transfer coding (only chunked is accepted)")
         if int(headers.get(b"content-length", 0)) > self.limits.max_body_bytes:  # llhttp checked the digits
             raise _Refusal(413, "REQUEST_TOO_LARGE", "request body too large")
         if headers.get(b"expect", b"").lower() == b"100-continue" and self._idle() and self.transport:
             self.server.send(self.transport, b"HTTP/1.1 100 Continue\r\n\r\n")  # never between pipelined responses
+
+    def on_chunk_header(self) -> None:
+        self.chunks += 1
 
     def on_body(self, body: bytes) -> None:
         self.body_bytes += len(body)

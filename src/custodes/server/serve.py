@@ -33,7 +33,7 @@ from pathlib import Path
 from custodes.clock import FlooredClock
 from custodes.errors import CustodesError
 from custodes.server.app import create_app
-from custodes.server.balancer import Balancer, ConnectionCounts, adopt_connections
+from custodes.server.balancer import Admission, Balancer, ConnectionCounts, accept_connections, adopt_connections
 from custodes.server.binding import ReportDataBinding
 from custodes.server.cas import DEFAULT_NONCE_TTL, Cas
 from custodes.server.http import HttpLimits, HttpServer
@@ -189,10 +189,7 @@ def _accepting(sock: socket.socket) -> _Start:
     """Accept on the listening socket itself (one worker)."""
 
     async def start(server: HttpServer, tls: ssl.SSLContext) -> Callable[[], None]:
-        listener = await asyncio.get_running_loop().create_server(
-            server.protocol, sock=sock, ssl=tls, backlog=2048, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S
-        )
-        return listener.close
+        return accept_connections(sock, _admission(server, tls))
 
     return start
 
@@ -201,10 +198,20 @@ def _adopting(channel: socket.socket, finished: Callable[[], None]) -> _Start:
     """Serve the connections the supervisor passes over ``channel`` (several workers; server/balancer.py)."""
 
     async def start(server: HttpServer, tls: ssl.SSLContext) -> Callable[[], None]:
-        adopt_connections(channel, server.protocol, tls, handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S, finished=finished)
-        return functools.partial(asyncio.get_running_loop().remove_reader, channel.fileno())
+        return adopt_connections(channel, _admission(server, tls, finished))
 
     return start
+
+
+def _admission(server: HttpServer, tls: ssl.SSLContext, finished: Callable[[], None] = lambda: None) -> Admission:
+    return Admission(
+        server.protocol,
+        tls,
+        handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S,
+        served=lambda: len(server.connections) + len(server.draining),
+        limit=server.max_connections,
+        finished=finished,
+    )
 
 
 def _serve_worker(

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from custodes.server.balancer import Balancer, ConnectionCounts, adopt_connections
+from custodes.server.balancer import Admission, Balancer, ConnectionCounts, adopt_connections
 
 
 def connected_pair() -> tuple[socket.socket, socket.socket]:
@@ -150,7 +150,9 @@ def test_adopted_connections_are_served_and_each_counted_finished_once(
 
     async def scenario() -> None:
         supervisor_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        adopt_connections(worker_end, _Echo, server_tls, handshake_timeout=5.0, finished=lambda: finished.append(1))
+        admission = Admission(_Echo, server_tls, handshake_timeout=5.0, served=lambda: 0, limit=100,
+                              finished=lambda: finished.append(1))
+        adopt_connections(worker_end, admission)
         ours, theirs = connected_pair()
         socket.send_fds(supervisor_end, [b"c"], [theirs.fileno()])
         theirs.close()
@@ -176,3 +178,78 @@ def test_adopted_connections_are_served_and_each_counted_finished_once(
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         runner.run(scenario())
     assert finished == [1]
+
+
+def test_at_the_limit_the_connection_idle_longest_makes_room_and_else_the_new_one_is_refused() -> None:
+    finished: list[int] = []
+
+    async def scenario() -> None:
+        server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # never reached: no connection here sends a byte
+        admission = Admission(_Echo, server_tls, handshake_timeout=5.0, served=lambda: 0, limit=2,
+                              finished=lambda: finished.append(1))
+        pairs = [connected_pair() for _ in range(3)]
+        for ours, _ in pairs:
+            admission.admit(ours)
+        assert len(admission.waiting) == 2 and admission.evicted == 1 and finished == [1]
+        assert pairs[0][1].recv(1) == b""  # the oldest was closed
+        for _ours, theirs in pairs[1:]:  # the two waiting ones send their first bytes: their handshakes start
+            theirs.sendall(b"not a TLS hello")
+        for _ in range(100):
+            if not admission.waiting:
+                break
+            await asyncio.sleep(0.01)
+        admission.served = lambda: 2  # both slots taken by connections past their first bytes: nothing idle
+        late, late_peer = connected_pair()
+        admission.admit(late)
+        assert admission.refused == 1 and len(finished) >= 2
+        assert late_peer.recv(1) == b""
+        for ours, theirs in pairs:
+            ours.close()
+            theirs.close()
+        late_peer.close()
+        await asyncio.sleep(0.05)
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(scenario())
+
+
+def test_a_connection_the_kernel_could_not_deliver_is_counted_and_the_worker_reads_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Simulated kernel boundary: a worker out of descriptors receives the message without its descriptor
+    (``MSG_CTRUNC``). That is one lost connection, not the supervisor closing the channel."""
+    finished: list[int] = []
+    admitted: list[socket.socket] = []
+    ours, theirs = connected_pair()
+    messages = [(b"c", [], socket.MSG_CTRUNC, None), (b"c", [theirs.fileno()], 0, None)]
+
+    def recv_fds(*_args: object) -> tuple[bytes, list[int], int, object]:
+        if not messages:
+            raise BlockingIOError
+        return messages.pop(0)
+
+    monkeypatch.setattr(socket, "recv_fds", recv_fds)
+
+    async def scenario() -> None:
+        supervisor_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        admission = Admission(_Echo, ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), handshake_timeout=5.0,
+                              served=lambda: 0, limit=10, finished=lambda: finished.append(1))
+        admission.admit = admitted.append  # type: ignore[method-assign]
+        stop = adopt_connections(worker_end, admission)
+        supervisor_end.send(b"wake")  # makes the channel readable; the patched recv_fds answers
+        for _ in range(100):
+            if admitted:
+                break
+            await asyncio.sleep(0.01)
+        stop()
+        supervisor_end.close()
+        worker_end.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(scenario())
+    assert finished == [1]  # the lost one
+    assert [s.fileno() for s in admitted] == [theirs.fileno()]  # and the next one was still taken
+    for sock in admitted:
+        sock.detach()
+    ours.close()
+    theirs.close()
