@@ -27,7 +27,7 @@ OPS: tuple[str, ...] = (
 #: The ``where`` of a FaultDetectedError, as the Python ALU names it.
 WHERE: tuple[str, ...] = (*OPS, "check")
 REASONS: tuple[str, ...] = ("", "RESIDUE", "RANGE", "VERSION", "CONTROL_FLOW", "VERIFY")
-STATUS: tuple[str, ...] = ("OK", "FAULT", "OVERFLOW", "ZERODIV", "INDEX", "NOMEM", "TIMEOUT", "CRASH")
+STATUS: tuple[str, ...] = ("OK", "FAULT", "OVERFLOW", "ZERODIV", "INDEX", "NOMEM", "TIMEOUT", "CRASH", "UNBOUND")
 
 
 _RUNTIME = r"""
@@ -53,7 +53,7 @@ typedef struct anode { struct anode *next; int64_t pad; } anode;
 
 #define NORET __attribute__((noreturn, noinline, cold))
 #define CXA cx_t *cx, int64_t site
-enum { ST_OK, ST_FAULT, ST_OVERFLOW, ST_ZERODIV, ST_INDEX, ST_NOMEM, ST_TIMEOUT, ST_CRASH };
+enum { ST_OK, ST_FAULT, ST_OVERFLOW, ST_ZERODIV, ST_INDEX, ST_NOMEM, ST_TIMEOUT, ST_CRASH, ST_UNBOUND };
 enum { R_NONE, R_RESIDUE, R_RANGE, R_VERSION, R_CONTROL_FLOW, R_VERIFY };
 enum { M_BITFLIP, M_RANDOM, M_EXCHANGE, M_FAULTY, M_LOST, M_WRONG };
 
@@ -98,7 +98,13 @@ static earr *cx_array(cx_t *cx, int64_t n, int64_t sig, int64_t site) {
 """
 
 _ENCODED_ALU = r"""
-#define WRAPW(v) (v)
+/* An injected word is an NBITS_-bit word (the Python injector's width), sign-extended into its register */
+#define WRAPW(v) wrapn(v)
+static inline int64_t wrapn(int64_t v) {
+    if (NBITS_ >= 64) return v;
+    uint64_t h = UINT64_C(1) << ((NBITS_ - 1) & 63);
+    return (int64_t)((((uint64_t)v + h) & ((h << 1) - 1)) - h);
+}
 static inline int64_t pmod(int64_t a) { int64_t r = a % A_; return r < 0 ? r + A_ : r; }
 /* (x - b) mod A != 0, on the signed value, without a 128-bit division */
 static inline int cres(int64_t x, int64_t b) { return (x % A_ - b % A_) % A_ != 0; }
@@ -189,9 +195,11 @@ static inline int64_t alu_mod(CXA, int64_t x, int64_t bx, int64_t y, int64_t by,
     return A_ * r + pmod(2 * bx + by + 13) * S_ + k;
 }
 static inline int64_t alu_shl(CXA, int64_t x, int64_t bx, int64_t n, int64_t k) {
-    int64_t z = (int64_t)(((uint64_t)x - (uint64_t)bx) << (n & 63));
-    if (!inrange(z, 0)) { eoperand(cx, site, x, bx, W_shl); OVERFLOW(W_shl); }
-    return z + pmod(bx + 1009) * S_ + k;
+    /* the exact product, range-checked before it could wrap (a wrapped word may land in range: Python's exact
+       check). |x - bx| < 2^64, so a shift by at most 62 fits i128; a larger shift is in range only for 0, too. */
+    i128 z = ((i128)x - bx) * ((i128)1 << (n < 0 ? 0 : (n > 62 ? 62 : n)));
+    if (!PASS(z >= LO_ && z <= HI_)) { eoperand(cx, site, x, bx, W_shl); OVERFLOW(W_shl); }
+    return (int64_t)z + pmod(bx + 1009) * S_ + k;
 }
 static inline int64_t alu_shr(CXA, int64_t x, int64_t bx, int64_t n, int64_t k) {
     int64_t xv;
@@ -299,14 +307,21 @@ static void alu_dec_array(cx_t *cx, earr *a, int64_t *out, int64_t site) {
 }
 """
 
-def alu_header(A: int, kmin: int, kmax: int, signed: bool, versioned: bool, *, plain: bool) -> str:
-    """Constants, op and where numbers, and the ALU (encoded or plain) for one code."""
+
+def alu_header(A: int, kmin: int, kmax: int, signed: bool, versioned: bool, *, plain: bool, nbits: int = 64) -> str:
+    """Constants, op and where numbers, and the ALU (encoded or plain) for one code.
+
+    Words live in int64 registers for every ``nbits``: valid words of a narrower code are the same values, and
+    every operation range-checks its exact result, as the Python ALU does. ``nbits`` is the width the injector
+    corrupts (a flipped or random word is sign-extended from bit ``nbits - 1``, as ``faults.Injector`` does).
+    """
     lines = [f"#define OPK_{op} {i}" for i, op in enumerate(OPS)]
     lines += [f"#define W_{w} {i}" for i, w in enumerate(WHERE)]
     if plain:
         return "\n".join(lines) + "\n" + PLAIN_ALU
     lines += [
         f"#define A_ INT64_C({A})",
+        f"#define NBITS_ {nbits}",
         f"#define S_ {1 if signed else 0}",
         f"#define VERS_ {1 if versioned else 0}",
         f"#define KMIN_ ((i128)INT64_C({kmin}))",

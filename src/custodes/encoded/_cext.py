@@ -30,8 +30,10 @@ PREAMBLE = "#define PY_SSIZE_T_CLEAN\n#include <Python.h>\n"
 _COMMON = r"""
 /* ---- fast call path (CPython extension) ---- */
 #define FP_SMALL 64
-typedef struct { int64_t *p; int64_t n; int64_t local[FP_SMALL]; } fp_buf;
-static void fp_free(fp_buf *b) { if (b->p && b->p != b->local) PyMem_Free(b->p); b->p = 0; }
+/* shared: the buffer of an earlier parameter to which the caller passed the same list (not owned) */
+typedef struct { int64_t *p; int64_t n; int shared; int64_t local[FP_SMALL]; } fp_buf;
+static void fp_free(fp_buf *b) { if (b->p && !b->shared && b->p != b->local) PyMem_Free(b->p); b->p = 0; }
+static void fp_share(fp_buf *b, const fp_buf *from) { b->p = from->p; b->n = from->n; b->shared = 1; }
 /* 1: read; 0: not a list of in-range ints (the caller takes the slow path); -1: error set */
 static int fp_list(PyObject *o, fp_buf *b, int64_t lo, int64_t hi) {
     if (!PyList_CheckExact(o)) return 0;
@@ -123,8 +125,10 @@ def extension_source(cfn: CFunction, module: str, lo: int, hi: int) -> str:
     for i, (_, is_list) in enumerate(cfn.params):
         if is_list:
             release = " ".join(f"fp_free(&b{j});" for j in lists if j < i)
+            # One list passed for two parameters: one buffer, so the kernel shares one encoded array (as Python).
+            share = "".join(f"if (args[{i}] == args[{j}]) fp_share(&b{i}, &b{j}); else " for j in lists if j < i)
             body += [
-                f"    switch (fp_list(args[{i}], &b{i}, {lo_c}, {hi_c})) {{",
+                f"    {share}switch (fp_list(args[{i}], &b{i}, {lo_c}, {hi_c})) {{",
                 f"    case 0: {release} return fp_slow(self, args, nargs);",
                 f"    case -1: {release} return NULL;",
                 "    default: break;",

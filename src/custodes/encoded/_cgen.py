@@ -6,6 +6,11 @@ evaluation order (C leaves the order of call arguments unspecified, and the inje
 order), every ``_RT.<op>(...)`` becomes ``E_<op>(cx, <site>, ...)`` with a static site number, and each
 conditional expression becomes an ``if`` on the encoded branch decision. Anything outside the subset the Python
 compiler emits is refused with :class:`EncodedUsageError` (fail closed: no partial translation).
+
+C has no unbound locals, so a definite-assignment pass (:class:`_Assigned`) finds every read of a local that some
+path reaches before any assignment (``if x > 0: y = 7`` then ``return y``). Such a local carries a flag (an array:
+its null pointer), and the read fails with status ``UNBOUND``, which the wrapper raises as ``UnboundLocalError`` at
+the point where Python raises it. Reads that are assigned on every path cost nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ class CFunction:
     body: str
     params: tuple[tuple[str, bool], ...]
     sites: tuple[str, ...]
+    #: The locals that may be read unassigned; status ``UNBOUND`` carries the index of one in ``where``.
+    unbound: tuple[str, ...] = ()
 
 
 def _fail(message: str) -> EncodedUsageError:
@@ -47,6 +54,91 @@ def _lit(value: object) -> str:
     return f"INT64_C({value})"
 
 
+class _Assigned:
+    """Definite assignment over the ALU-call form: the ``Name`` reads some path reaches before any assignment.
+
+    Sound for the structured code the compiler emits: the assigned set only grows along a path, so a loop head sees
+    the set at loop entry, a join the intersection of its incoming paths, and the code after ``while True`` the
+    intersection over its ``break`` statements. Only the first operand of ``or`` is sure to run.
+    """
+
+    def __init__(self, fn: ast.FunctionDef) -> None:
+        self.maybe: set[int] = set()  # id() of the Name nodes whose read may find the local unassigned
+        self.names: list[str] = []  # their locals, in order of first appearance
+        self._breaks: list[list[set[str]]] = []
+        self.block(fn.body, {a.arg for a in fn.args.args})
+
+    def expr(self, node: ast.expr, da: set[str]) -> set[str]:
+        if isinstance(node, ast.Name):
+            if node.id not in da:
+                self.maybe.add(id(node))
+                if node.id not in self.names:
+                    self.names.append(node.id)
+            return da
+        if isinstance(node, ast.NamedExpr):
+            return self.expr(node.value, da) | {node.target.id}
+        if isinstance(node, ast.IfExp):
+            da = self.expr(node.test, da)
+            return self.expr(node.body, da) & self.expr(node.orelse, da)
+        if isinstance(node, ast.BoolOp):
+            first = self.expr(node.values[0], da)
+            later = first
+            for v in node.values[1:]:
+                later = self.expr(v, later)
+            return first
+        if isinstance(node, ast.Call):
+            for a in node.args:  # the callee is ``_RT.<op>`` or ``bool``, never a local
+                da = self.expr(a, da)
+            return da
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.expr):
+                da = self.expr(child, da)
+        return da
+
+    def block(self, body: list[ast.stmt], da: set[str]) -> tuple[set[str], bool]:
+        """The set after ``body`` and whether control always leaves it (return, break, continue)."""
+        for node in body:
+            da, left = self.stmt(node, da)
+            if left:
+                return da, True
+        return da, False
+
+    def stmt(self, node: ast.stmt, da: set[str]) -> tuple[set[str], bool]:
+        if isinstance(node, ast.Assign):
+            da = self.expr(node.value, da)
+            for t in node.targets:
+                da = da | {t.id} if isinstance(t, ast.Name) else self.expr(t, da)
+            return da, False
+        if isinstance(node, ast.Expr):
+            return self.expr(node.value, da), False
+        if isinstance(node, ast.If):
+            da = self.expr(node.test, da)
+            (a, left_a), (b, left_b) = self.block(node.body, da), self.block(node.orelse, da)
+            if left_a and left_b:
+                return da, True
+            return (b if left_a else a if left_b else a & b), False
+        if isinstance(node, ast.While):
+            self._breaks.append([])
+            self.block(node.body, da)  # the head sees the entry set: later iterations only add to it
+            exits = self._breaks.pop()
+            if not exits:  # ``while True`` without a break: what follows is unreachable
+                return da, True
+            out = exits[0]
+            for e in exits[1:]:
+                out = out & e
+            return out, False
+        if isinstance(node, ast.Break):
+            self._breaks[-1].append(da)
+            return da, True
+        if isinstance(node, ast.Continue):
+            return da, True
+        if isinstance(node, ast.Return):
+            if node.value is not None:
+                self.expr(node.value, da)
+            return da, True
+        return da, False
+
+
 class _Translator:
     def __init__(self, fn: ast.FunctionDef) -> None:
         self.fn = fn
@@ -59,7 +151,13 @@ class _Translator:
         self.in_alias: dict[str, int] = {}  # ``_e_in_x`` -> position
         self.arrays: set[str] = set()
         self.ints: set[str] = set()
+        self.enc_arrays: list[tuple[int, str]] = []  # (position, variable) of each encoded list parameter so far
         self._types()
+        assigned = _Assigned(fn)
+        self.maybe_unbound = assigned.maybe
+        self.unbound = tuple(n for n in assigned.names if n in self.ints or n in self.arrays)
+        if len(assigned.names) != len(self.unbound):
+            raise _fail("a read of a name that is neither a local nor an array")
 
     # -- typing -------------------------------------------------------------------------------------------------
     def _types(self) -> None:
@@ -101,6 +199,18 @@ class _Translator:
     def var(self, name: str) -> str:
         return f"v_{name}"
 
+    def assigned(self, name: str) -> None:
+        """After an assignment of an int local that may be read unassigned: set its flag."""
+        if name in self.unbound and name not in self.arrays:
+            self.emit(f"d_{name} = 1;")
+
+    def read(self, node: ast.Name) -> str:
+        """A local's value; a read that may find it unassigned first tests its flag (Python: UnboundLocalError)."""
+        if id(node) in self.maybe_unbound:
+            flag = f"!{self.var(node.id)}" if node.id in self.arrays else f"!d_{node.id}"
+            self.emit(f"if ({flag}) cx_fail(cx, ST_UNBOUND, 0, {self.unbound.index(node.id)}, -1);")
+        return self.var(node.id)
+
     def site(self, op: str) -> int:
         self.sites.append(op)
         return len(self.sites) - 1
@@ -111,12 +221,13 @@ class _Translator:
             return _lit(node.value)
         if isinstance(node, ast.Name):
             if node.id in self.arrays or node.id in self.ints:
-                return self.var(node.id)
+                return self.read(node)
             raise _fail(f"unknown name {node.id!r}")
         if isinstance(node, ast.NamedExpr):
             value = self.expr(node.value)
             target = node.target.id
             self.emit(f"{self.var(target)} = {value};")
+            self.assigned(target)
             return self.var(target)
         if isinstance(node, ast.IfExp):
             r = self.tmp()
@@ -176,7 +287,7 @@ class _Translator:
         elif isinstance(node, ast.Expr):
             self.expr(node.value)
         elif isinstance(node, ast.If):
-            test = self.expr(node.test)
+            test = self.alias_test(node.test) or self.expr(node.test)
             self.emit(f"if ({test}) {{")
             self.nested(node.body)
             self.emit("} else {")
@@ -198,6 +309,21 @@ class _Translator:
             self.return_(node)
         else:
             raise _fail(f"unsupported statement {type(node).__name__}")
+
+    def alias_test(self, test: ast.expr) -> str | None:
+        """``q is _e_in_p`` (the prologue's test for one list passed twice): the same caller buffer."""
+        if not (
+            isinstance(test, ast.Compare)
+            and len(test.ops) == 1
+            and isinstance(test.ops[0], ast.Is)
+            and isinstance(test.left, ast.Name)
+            and test.left.id in self.list_params
+            and isinstance(test.comparators[0], ast.Name)
+            and test.comparators[0].id in self.in_alias
+        ):
+            return None
+        i, j = self.list_params[test.left.id], self.in_alias[test.comparators[0].id]
+        return f"(arrs[{i}] == arrs[{j}] && lens[{i}] == lens[{j}])"
 
     def nested(self, body: list[ast.stmt]) -> None:
         self.indent += 1
@@ -228,11 +354,14 @@ class _Translator:
             return
         if name == "_e_r" and isinstance(value, ast.Call) and isinstance(value.func, ast.Name):
             self.emit(f"rk = 2; {self.var(name)} = {self.expr(value)};")  # bool(...)
+            self.assigned(name)
             return
         if name == "_e_r":
             self.emit(f"rk = 1; {self.var(name)} = {self.expr(value)};")
+            self.assigned(name)
             return
         self.emit(f"{self.var(name)} = {self.expr(value)};")
+        self.assigned(name)
 
     def return_(self, node: ast.Return) -> None:
         v = node.value
@@ -255,12 +384,15 @@ class _Translator:
             self.emit(f"int64_t {self.var(name)} = {init};")
         for name in sorted(self.arrays):
             self.emit(f"earr *{self.var(name)} = 0;")
+        for name in self.unbound:
+            if name not in self.arrays:
+                self.emit(f"int d_{name} = 0;")
         self.emit("int64_t rk = 1;")
         self.emit("(void)ints; (void)arrs; (void)lens; (void)rk;")
         self.block(self.fn.body)
         body = "\n".join(self.lines)
         params = tuple((p, p in self.list_params) for p in self.params)
-        return CFunction(self.fn.name, body, params, tuple(self.sites))
+        return CFunction(self.fn.name, body, params, tuple(self.sites), self.unbound)
 
 
 def _rt_name(node: ast.expr) -> str | None:

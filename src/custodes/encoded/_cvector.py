@@ -245,8 +245,11 @@ def ptr(a: Int64Array) -> int:
 
 
 def word(v: int) -> int:
-    """``v`` as a signed 64-bit word (ctypes refuses wider ints)."""
-    return wrap(v, 64)
+    """``v`` as a signed 64-bit argument. A value outside int64 is refused, never wrapped (a wrapped divisor such as
+    ``A * 2**n`` would pass the multiply-back check with a wrong quotient)."""
+    if wrap(v, 64) != v:
+        raise EncodedUsageError(None, "a constant of the vector operation does not fit a signed 64-bit word")
+    return v
 
 
 def _call(fn: Any, where: str, shape: tuple[int, ...], before: list[Any], after: list[Any]) -> Int64Array:

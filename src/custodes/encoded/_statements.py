@@ -207,19 +207,44 @@ class _Statements:
         start_code, _, _ = c.expr(start, bi)
         cond = self.c.op(cmp, _load(i), bi, _load(end), bend, c.k(cmp, bi, bend, bc))
         name = node.target.id
+        increment = _assign(i, self.c.op("add", _load(i), bi, c.lit(step, bs, it), bs, c.k("add", bi, bs, bi)))
         self.loops.append("for")
-        body = [
-            _assign(name, _load(i)),
-            *self.block(node.body),
-            _assign(i, self.c.op("add", _load(i), bi, c.lit(step, bs, it), bs, c.k("add", bi, bs, bi))),
-        ]
+        body = [_assign(name, _load(i)), *self.block(node.body)]
         self.loops.pop()
-        loop = ast.While(
+        if abs(step) == 1:
+            # ``i < stop`` and ``stop`` in range: ``i + 1`` is in range too, so the increment may run before the test.
+            loop = ast.While(
+                test=ast.Constant(True),
+                body=[_assign(cw, cond), self.branch(cw, bc, [*body, increment], [ast.Break()])],
+                orelse=[],
+            )
+            return [_assign(end, stop_code), _assign(i, start_code), loop]
+        # A larger step could take the counter past the functional range after the last iteration, which Python's
+        # range never computes: the loop continues iff ``i + step`` is before ``stop``, tested before the increment
+        # as ``i < lim`` (``i > lim``), ``lim = stop - step`` clamped to the range; the increment runs only then.
+        lim, cw2, blim, bc2 = c.tmp(), c.tmp(), c.fresh(), c.fresh()
+        cont = self.c.op(cmp, _load(i), bi, _load(lim), blim, c.k(cmp, bi, blim, bc2))
+        inner = ast.While(
             test=ast.Constant(True),
-            body=[_assign(cw, cond), self.branch(cw, bc, body, [ast.Break()])],
+            body=[*body, _assign(cw2, cont), self.branch(cw2, bc2, [increment], [ast.Break()])],
             orelse=[],
         )
-        return [_assign(end, stop_code), _assign(i, start_code), loop]
+        enter = [_assign(lim, self.limit(end, bend, step, blim, stop, it)), inner]
+        return [_assign(end, stop_code), _assign(i, start_code), _assign(cw, cond), self.branch(cw, bc, enter, [])]
+
+    def limit(self, end: str, bend: int, step: int, blim: int, stop: ast.expr, node: ast.AST) -> ast.expr:
+        """``max(stop, min + step) - step`` (``min(stop, max + step) - step`` for a negative step), in range."""
+        c = self.c
+        edge = c.t.kmin + step if step > 0 else c.t.kmax + step
+        known = _literal(stop)
+        if known is not None:  # folded at transform time
+            bound = max(known, edge) if step > 0 else min(known, edge)
+            return c.lit(bound - step, blim, node)
+        be, bcmp, bm, bs = c.fresh(), c.fresh(), c.fresh(), c.fresh()
+        op = "ge" if step > 0 else "le"
+        test = c.op(op, _load(end), bend, c.lit(edge, be, node), be, c.k(op, bend, be, bcmp))
+        clamped = c.op("select", test, bcmp, _load(end), bend, c.lit(edge, be, node), be, bm)
+        return c.op("sub", clamped, bm, c.lit(step, bs, node), bs, c.k("sub", bm, bs, blim))
 
     def return_(self, node: ast.Return) -> list[ast.stmt]:
         c = self.c
@@ -258,6 +283,16 @@ def _written(fn: ast.FunctionDef, arrays: set[str], params: list[str]) -> list[s
     return [p for p in params if find(p) in stored]
 
 
+def _literal(node: ast.expr) -> int | None:
+    """The value of an int literal (``-`` literal included), else None."""
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        v = _literal(node.operand)
+        return None if v is None else -v
+    return None
+
+
 def _const_int(node: ast.expr) -> int:
     if isinstance(node, ast.Constant) and type(node.value) is int:
         return node.value
@@ -266,16 +301,32 @@ def _const_int(node: ast.expr) -> int:
     return 0
 
 
+def _shared_or_encoded(comp: _Compiler, name: str, earlier: list[str]) -> ast.stmt:
+    """``_e_arr_<name>``: the encoded array of an earlier list parameter if the caller passed the same list object
+    for both (plain Python sees one list: a store through one parameter is read through the other), else a new one.
+
+    One list gives one ``EncodedArray``, as an alias ``q = p`` inside the function does; each write-back of it
+    writes the same values into the same list.
+    """
+    stmt: ast.stmt = _assign(f"{_PREFIX}arr_{name}", comp.op("enc_array", _load(name), comp.sigs[name]))
+    for other in reversed(earlier):
+        test = ast.Compare(left=_load(name), ops=[ast.Is()], comparators=[_load(f"{_PREFIX}in_{other}")])
+        stmt = ast.If(test=test, body=[_assign(f"{_PREFIX}arr_{name}", _load(f"{_PREFIX}arr_{other}"))], orelse=[stmt])
+    return stmt
+
+
 def compile_body(comp: _Compiler) -> ast.Module:
     """The complete encoded function: encode the inputs, the body, decode the outputs."""
     fn = comp.fn
     s = _Statements(comp)
     prologue: list[ast.stmt] = []
     params = [a.arg for a in [*fn.args.posonlyargs, *fn.args.args]]
+    lists: list[str] = []
     for name in params:
         if name in comp.arrays:
             prologue.append(_assign(f"{_PREFIX}in_{name}", _load(name)))
-            prologue.append(_assign(f"{_PREFIX}arr_{name}", comp.op("enc_array", _load(name), comp.sigs[name])))
+            prologue.append(_shared_or_encoded(comp, name, lists))
+            lists.append(name)
             prologue.append(_assign(name, _load(f"{_PREFIX}arr_{name}")))
             prologue.extend(s.hoist(name))
         else:

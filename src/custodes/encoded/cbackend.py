@@ -125,7 +125,9 @@ def program_source(cfn: CFunction, code: Code | None) -> str:
     if code is None:  # the baseline is ordinary code: no optimisation barriers, the compiler may fold freely
         header = alu_header(1, -(1 << 31), (1 << 31) - 1, False, False, plain=True)
     else:
-        header = alu_header(code.A, code.min_value, code.max_value, code.signed, code.versioned, plain=False)
+        header = alu_header(
+            code.A, code.min_value, code.max_value, code.signed, code.versioned, plain=False, nbits=code.nbits
+        )
     signature = "static void body(cx_t *cx, const int64_t *ints, int64_t *const *arrs, const int64_t *lens)"
     return "\n".join(
         [
@@ -239,6 +241,10 @@ class CKernel:
         keep: list[Any] = []
         for i, a in enumerate(args):
             if i in self._lists:
+                same = next((j for j in self._lists if j < i and args[j] is a), None)
+                if same is not None:  # one list for two parameters: one buffer, one encoded array (see _slow_call)
+                    arrs[i], lens[i] = arrs[same], lens[same]
+                    continue
                 values = list(self._array(a))
                 buf = (_I64 * max(len(values), 1))(*values)
                 keep.append(buf)
@@ -268,6 +274,10 @@ class CKernel:
             return MemoryError("encoded array allocation failed")
         if name == "TIMEOUT":
             return CampaignTimeout(where)
+        if name == "UNBOUND":  # ``where`` is the index of the local read before any assignment
+            names = self.cfn.unbound
+            local = names[where_no] if 0 <= where_no < len(names) else "?"
+            return UnboundLocalError(f"cannot access local variable {local!r} where it is not associated with a value")
         return CampaignCrash("compiled kernel crashed")
 
     def _finish(self, ctx: _Ctx, status: int, args: Sequence[Any], arrs: Any, lens: Any) -> Any:
@@ -332,7 +342,10 @@ class CKernel:
             bufs = {}
             for i, (a, is_list) in enumerate(zip(args, self._kinds, strict=True)):
                 if is_list:
-                    buf = self._array(a)
+                    # The same list object for two parameters: the same buffer, so the kernel shares one encoded
+                    # array, as the Python form does (plain Python sees one list).
+                    shared = next((b for j, b in bufs.items() if args[j] is a), None)
+                    buf = self._array(a) if shared is None else shared
                     bufs[i] = buf
                     cargs += [buf.buffer_info()[0], len(buf)]
                 elif type(a) is int and lo <= a <= hi:

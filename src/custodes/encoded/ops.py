@@ -7,13 +7,19 @@ at transform time, never read from the data), computes, and returns the result w
 * ``"every-op"``: every operation checks every operand (residue and range) before use.
 * ``"deferred"`` (the default): the operations that *propagate* an error unchanged (``add sub neg mov shl`` and the
   operands of ``select``: ``(x + e) + y = (x + y) + e``) skip their operand checks; they check only the range of
-  their result (functional overflow), computed on wrapping n-bit words as hardware would. Every operation that
+  their result (functional overflow), computed on wrapping 64-bit registers as hardware would. Every operation that
   could *mask* an error or that leaves the encoded domain checks its operands: ``mul`` (a factor ``≡ 0 mod A``
   would cancel ``e``), ``div mod shr``, comparisons (on the difference ``c_x - c_y`` they decide on, which carries
   any operand error), logic, branches, loads, stores, ``dec`` and ``chk``. An error therefore survives until its
   first such consumer, where residue and signature are checked as in ``every-op``.
   ``mul`` checks operand residues; its result range check subsumes the operand range checks, because a non-zero
   factor cannot bring an out-of-range value back into range (docs/encoded.md, "Where checks happen").
+
+Deferred additive results are computed as the C backend computes them, in a 64-bit register (``REGISTER_BITS``),
+whatever the code's ``nbits``: an n-bit word (``n <= 64``) is that register's value, sign-extended. Valid operands
+never wrap there (``|A*x| + B < 2**(n-1)``), so the range check sees the true result: a functional overflow is an
+overflow, never a wrapped word that passes (``2 << 31`` in 32-bit words is ``A * 2**32``, which wraps to 0). A shift
+is range-checked on the exact product (``u * 2**n`` can exceed any register).
 
 When a check fails, the method diagnoses it the every-op way (the faulty operand first, then overflow), so the
 reason codes are the same in both modes.
@@ -30,12 +36,14 @@ from custodes.encoded.code import Code, wrap
 from custodes.encoded.errors import EncodedOverflowError, EncodedUsageError, FaultDetectedError
 from custodes.encoded.memory import EncodedArray
 
-__all__ = ["CHECKS", "DEFAULT_CHECKS", "EncodedOps"]
+__all__ = ["CHECKS", "DEFAULT_CHECKS", "REGISTER_BITS", "EncodedOps"]
 
 _S = OP_SALT
 #: Where operands are checked: at every operation, or deferred to the operations that could mask an error.
 CHECKS = ("deferred", "every-op")
 DEFAULT_CHECKS = "deferred"
+#: Width of the register deferred additive operations compute in (the C backend's int64), for every ``nbits``.
+REGISTER_BITS = 64
 
 
 class EncodedOps:
@@ -72,7 +80,7 @@ class EncodedOps:
             raise self._fault(c, b, where)
 
     def _propagated(self, z: int, off: int, where: str, *operands: tuple[int, int]) -> int:
-        """Deferred mode: the n-bit result ``z`` of an additive op (raw signature ``off``) must be in range.
+        """Deferred mode: the result ``z`` of an additive op (raw signature ``off``) must be in range.
 
         On failure the operands are diagnosed first, so a corrupted operand is reported as a fault, not overflow.
         """
@@ -113,7 +121,7 @@ class EncodedOps:
     def add(self, x: int, bx: int, y: int, by: int, k: int) -> int:
         """Encoded ``x + y``; raw signature ``bx + by``."""
         if not self._every:
-            return self._propagated(wrap(x + y, self.word_bits), bx + by, "add", (x, bx), (y, by)) + k
+            return self._propagated(wrap(x + y, REGISTER_BITS), bx + by, "add", (x, bx), (y, by)) + k
         A, lo, hi = self.A, self._lo, self._hi
         u, w = x - bx, y - by
         if u % A or w % A or not (lo <= u <= hi and lo <= w <= hi):
@@ -125,7 +133,7 @@ class EncodedOps:
     def sub(self, x: int, bx: int, y: int, by: int, k: int) -> int:
         """Encoded ``x - y``; raw signature ``bx - by``."""
         if not self._every:
-            return self._propagated(wrap(x - y, self.word_bits), bx - by, "sub", (x, bx), (y, by)) + k
+            return self._propagated(wrap(x - y, REGISTER_BITS), bx - by, "sub", (x, bx), (y, by)) + k
         A, lo, hi = self.A, self._lo, self._hi
         u, w = x - bx, y - by
         if u % A or w % A or not (lo <= u <= hi and lo <= w <= hi):
@@ -137,7 +145,7 @@ class EncodedOps:
     def neg(self, x: int, bx: int, k: int) -> int:
         """Encoded ``-x``; raw signature ``-bx``."""
         if not self._every:
-            return self._propagated(wrap(-x, self.word_bits), -bx, "neg", (x, bx)) + k
+            return self._propagated(wrap(-x, REGISTER_BITS), -bx, "neg", (x, bx)) + k
         u = x - bx
         if u % self.A or not self._lo <= u <= self._hi:
             raise self._fault(x, bx, "neg")
@@ -185,8 +193,8 @@ class EncodedOps:
 
     def shl(self, x: int, bx: int, n: int, k: int) -> int:
         """Encoded ``x << n`` for a constant ``n >= 0``: multiplication by ``2**n`` is homomorphic."""
-        if not self._every:
-            z = self._propagated(wrap((x - bx) << n, self.word_bits), 0, "shl", (x, bx))
+        if not self._every:  # the exact product: a shifted word can leave any register, and must not wrap back
+            z = self._propagated((x - bx) << n, 0, "shl", (x, bx))
             return z + (bx + _S["shl"]) % self.A * self._s + k
         u = x - bx
         if u % self.A or not self._lo <= u <= self._hi:
@@ -212,9 +220,10 @@ class EncodedOps:
     def _diff(self, x: int, bx: int, y: int, by: int, where: str) -> int:
         """The checked difference ``u - w`` of two operands (A > 0 preserves order, so it decides every comparison).
 
-        Every-op: both operands are checked. Deferred: the n-bit difference itself is checked. A comparison depends
+        Every-op: both operands are checked. Deferred: the difference itself is checked. A comparison depends
         on the operands only through their difference, into which an operand error ``e`` propagates unchanged: an
-        error that survives in the difference changes it by ``e``, and ``e`` not ``≡ 0 mod A`` is detected.
+        error that survives in the difference changes it by ``e``, and ``e`` not ``≡ 0 mod A`` is detected. The
+        difference is a 64-bit register value (``REGISTER_BITS``), in which two valid words never wrap.
         """
         A, lo, hi = self.A, self._lo, self._hi
         if self._every:
@@ -222,7 +231,7 @@ class EncodedOps:
             if u % A or w % A or not (lo <= u <= hi and lo <= w <= hi):
                 raise self._fault(x, bx, where) if (u % A or not lo <= u <= hi) else self._fault(y, by, where)
             return u - w
-        d = wrap(x - y, self.word_bits) - (bx - by)
+        d = wrap(x - y, REGISTER_BITS) - (bx - by)
         if d % A or not lo - hi <= d <= hi - lo:
             self._operand(x, bx, where)
             self._operand(y, by, where)

@@ -16,6 +16,17 @@ with one knob, ``check``, placed as in the scalar ALU (``ops.py``):
   (``FAULT_DETECTED``/``RANGE``), before the value leaves the encoded domain.
 * ``"eager"``: every operation checks its operands and the range of its result, like ``checks="every-op"``.
 
+The check sees the exact functional value ``t`` of a lane as long as ``|t| < 2**63``: int64 lanes compute modulo
+``2**64``, and a value beyond that would wrap back into range and pass (``-32768 << 50`` is ``0`` mod ``2**64``).
+So every unchecked (deferred) result carries a bound on its magnitude (``EncodedVector.bound``). An additive
+operation whose result could exceed ``MAGNITUDE_LIMIT`` first checks the operands that grew beyond the range, as a
+masking operation would: a chain of unchecked additions is checked before it could wrap (a doubling chain after
+about 45 doublings), and an overflow in it is reported there as ``FAULT_DETECTED``, as by any deferred check.
+
+A shift by a count ``n >= kbits`` is computed as one by ``kbits``, which gives the same functional result (``x << n``
+is out of range unless ``x`` is 0, ``x >> n`` is ``-1`` or ``0``) and keeps ``2**n * x`` and the divisor
+``A * 2**n`` far inside int64 (``VectorOps.shift``, also used by ``vfused``).
+
 Division and comparisons work on the code words themselves: ``floor(A*x / (A*y)) = floor(x / y)`` and the
 remainder ``A*x - q*A*y = A*(x mod y)`` is already encoded (a divisor given as a 0-d vector, i.e. an encoded
 constant, takes numpy's fast path for division by a scalar); a comparison is decided by the difference of the
@@ -27,6 +38,7 @@ signatures of ``@encoded`` against exchanged operands: see docs/encoded.md.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -40,26 +52,33 @@ from custodes.encoded._vkernels import CHUNK, Checker, Loop
 from custodes.encoded.code import Code, Scheme, wrap
 from custodes.encoded.errors import EncodedOverflowError, EncodedRangeError, EncodedUsageError, FaultDetectedError
 
-__all__ = ["EncodedVector", "VectorOps"]
+__all__ = ["MAGNITUDE_LIMIT", "EncodedVector", "VectorOps"]
 
 Int64Array = npt.NDArray[np.int64]
+#: Largest magnitude an unchecked result's functional value may reach: far from ``2**63``, where a lane would wrap.
+MAGNITUDE_LIMIT = 1 << 62
 
 
 @dataclass(frozen=True, slots=True)
 class EncodedVector:
-    """Code words (a read-only int64 array of any shape) with their signature."""
+    """Code words (a read-only int64 array of any shape) with their signature.
+
+    ``bound``: a bound on the magnitude of the functional values of an unchecked (deferred) result, which may lie
+    outside the functional range; ``None`` (the default) means within the range.
+    """
 
     words: Int64Array
     sig: int
+    bound: int | None = None
 
     def __repr__(self) -> str:
         return f"EncodedVector(shape={self.words.shape}, sig={self.sig})"
 
 
-def _vec(words: Int64Array, sig: int) -> EncodedVector:
+def _vec(words: Int64Array, sig: int, bound: int | None = None) -> EncodedVector:
     words = np.asarray(words, dtype=np.int64)
     words.flags.writeable = False
-    return EncodedVector(words, sig)
+    return EncodedVector(words, sig, bound)
 
 
 class VectorOps:
@@ -88,6 +107,7 @@ class VectorOps:
         self._inv_int = wrap(code.a_inverse, 64)
         self._inv = np.int64(self._inv_int)
         self._span = code.max_value - code.min_value
+        self._range = max(-code.min_value, code.max_value)  # the magnitude bound of a checked value
         self._s = 1 if code.signed else 0
         self.backend = backend
         self._c = cv.for_backend(backend)  # None for numpy; EncodedUsageError if C is asked for and unavailable
@@ -126,11 +146,50 @@ class VectorOps:
             for v in vs:
                 self._need(v, where)
 
-    def _result(self, words: Int64Array | np.int64, sig: int, where: str) -> EncodedVector:
+    def _result(self, words: Int64Array | np.int64, sig: int, where: str, bound: int | None = None) -> EncodedVector:
         arr = np.asarray(words, dtype=np.int64)
         if self.eager and not self._ok(arr, sig):
             raise EncodedOverflowError(None, f"result of {where} outside the functional range")
-        return _vec(arr, sig)
+        return _vec(arr, sig, None if self.eager else bound)
+
+    # -- magnitude bounds of unchecked results (see the module docstring) -----------------------------------------
+    def _bound(self, v: EncodedVector) -> int:
+        return self._range if v.bound is None else v.bound
+
+    def grown(self, combine: Any, bounds: tuple[int | None, ...]) -> tuple[int | None, tuple[int, ...]]:
+        """Deferred mode: the bound of an additive result from its operands' bounds (``combine``; None: within the
+        range), and the operands to check first because the result could otherwise exceed ``MAGNITUDE_LIMIT``.
+
+        The one place of this decision: ``vfused`` makes it on traced symbols, so both forms check the same operands.
+        """
+        bs = [self._range if b is None else b for b in bounds]
+        bound: int = combine(*bs)
+        check: tuple[int, ...] = ()
+        if bound > MAGNITUDE_LIMIT:
+            check = tuple(i for i, b in enumerate(bs) if b > self._range)
+            bound = combine(*(self._range if i in check else b for i, b in enumerate(bs)))
+            if bound > MAGNITUDE_LIMIT:  # not reachable for the shapes numpy can hold; fail closed all the same
+                raise EncodedUsageError(None, "an additive result could leave the int64 lane")
+        return (bound if bound > self._range else None), check
+
+    def _grown(self, where: str, combine: Any, *vs: EncodedVector) -> int | None:
+        """The bound of an additive result (None in eager mode: checked); checks the operands :meth:`grown` names."""
+        if self.eager:
+            return None
+        bound, check = self.grown(combine, tuple(v.bound for v in vs))
+        for i in check:
+            self._need(vs[i], where)
+        return bound
+
+    def shift(self, n: int) -> int:
+        """A constant shift count, as computed: ``n >= kbits`` gives the functional result of ``kbits``.
+
+        Raises ``ValueError`` for a negative count (as Python's ``<<``), ``TypeError`` for a non-integer.
+        """
+        n = operator.index(n)
+        if n < 0:
+            raise ValueError("negative shift count")
+        return min(n, self.code.kbits)
 
     def _scalar(self, v: EncodedVector, where: str) -> int | None:
         """The checked value of a 0-d vector (an encoded constant), else None."""
@@ -171,8 +230,10 @@ class VectorOps:
     # -- additive operations (deferred: unchecked, errors propagate) ----------------------------------------------
     def _additive(self, op: Any, x: EncodedVector, y: EncodedVector, k: int, sig: int, where: str) -> EncodedVector:
         """``op(x, y) + k`` in one pass; eager mode checks operands and result in the same pass."""
+        bound = self._grown(where, operator.add, x, y)
         if self._c is not None:
-            return _vec(cv.additive(self, op is np.subtract, x.words, x.sig, y.words, y.sig, k, sig, where), sig)
+            words = cv.additive(self, op is np.subtract, x.words, x.sig, y.words, y.sig, k, sig, where)
+            return _vec(words, sig, bound)
         cx, cy, cr = self._checker(x.sig), self._checker(y.sig), self._checker(sig)
         eager = self.eager
 
@@ -186,7 +247,7 @@ class VectorOps:
                 raise EncodedOverflowError(None, f"result of {where} outside the functional range")
 
         with np.errstate(over="ignore"):
-            return _vec(Loop(x.words, y.words).run(body), sig)
+            return _vec(Loop(x.words, y.words).run(body), sig, bound)
 
     def add(self, x: EncodedVector, y: EncodedVector, sig: int = 0) -> EncodedVector:
         """``x + y``."""
@@ -199,17 +260,25 @@ class VectorOps:
     def neg(self, x: EncodedVector, sig: int = 0) -> EncodedVector:
         """``-x``."""
         self._operands("neg", x)
-        return self._result(np.int64(self._sig(sig) + x.sig) - x.words, sig, "neg")
+        bound = self._grown("neg", lambda b: b, x)
+        return self._result(np.int64(self._sig(sig) + x.sig) - x.words, sig, "neg", bound)
 
     def sum(self, x: EncodedVector, sig: int = 0) -> EncodedVector:
         """Sum of all elements (a 0-d vector)."""
         self._operands("sum", x)
-        return self._result(np.sum(x.words - np.int64(x.sig)) + np.int64(self._sig(sig)), sig, "sum")
+        bound = self._grown("sum", lambda b: b * max(x.words.size, 1), x)
+        with np.errstate(over="ignore"):
+            words = np.sum(x.words - np.int64(x.sig)) + np.int64(self._sig(sig))
+        return self._result(words, sig, "sum", bound)
 
     def shl(self, x: EncodedVector, n: int, sig: int = 0) -> EncodedVector:
-        """``x << n`` for a constant ``n`` (multiplication by ``2**n``)."""
+        """``x << n`` for a constant ``n >= 0`` (multiplication by ``2**n``; see :meth:`shift` for large ``n``)."""
+        n = self.shift(n)
         self._operands("shl", x)
-        return self._result((x.words - np.int64(x.sig)) * np.int64(1 << n) + np.int64(self._sig(sig)), sig, "shl")
+        bound = self._grown("shl", lambda b: b << n, x)
+        with np.errstate(over="ignore"):
+            words = (x.words - np.int64(x.sig)) * np.int64(1 << n) + np.int64(self._sig(sig))
+        return self._result(words, sig, "shl", bound)
 
     # -- operations that could mask an error: operands checked in both modes --------------------------------------
     def mul(self, x: EncodedVector, y: EncodedVector, sig: int = 0) -> EncodedVector:
@@ -222,8 +291,10 @@ class VectorOps:
         cx, cy, cr = self._checker(x.sig), self._checker(y.sig), self._checker(sig)
         eager, bx = self.eager, np.int64(x.sig)
         shift = np.int64(wrap(sig - x.sig * (c or 0), 64))
+        # checked factors: |x*y| <= range**2 (deferred leaves the product unchecked; vfused assumes the same bound)
+        bound = None if eager else self._range * self._range
         if self._c is not None:
-            return _vec(cv.mul(self, x.words, x.sig, y.words, y.sig, c, sig, int(shift)), sig)
+            return _vec(cv.mul(self, x.words, x.sig, y.words, y.sig, c, sig, int(shift)), sig, bound)
 
         def body(parts: list[Int64Array], o: Int64Array, loop: Loop, m: int) -> None:
             xs, ys = parts
@@ -242,20 +313,25 @@ class VectorOps:
                 raise EncodedOverflowError(None, "result of mul outside the functional range")
 
         with np.errstate(over="ignore"):
-            return _vec(Loop(x.words, y.words).run(body), sig)
+            return _vec(Loop(x.words, y.words).run(body), sig, bound)
 
     def matmul(self, x: EncodedVector, y: EncodedVector, sig: int = 0) -> EncodedVector:
         """Matrix product; int64 sums wrap, which is exact because the true result fits. ``backend="c"`` checks
         the operand words inside the product's loop (``_cmatmul.py``) for 1-D and 2-D operands."""
+        inner = x.words.shape[-1] if x.words.ndim else 1
+        bound = self._range * self._range * max(inner, 1)  # checked factors; the sums must not wrap, in any mode
+        if bound > MAGNITUDE_LIMIT:
+            raise EncodedUsageError(None, "matmul: the inner dimension is too large for exact int64 sums")
+        bound = None if self.eager else bound
         if self._c is not None and 0 <= sig < self.code.A and (sig == 0 or self.code.signed):
             words = cm.matmul(self, x.words, x.sig, y.words, y.sig, sig)
             if words is not None:
-                return _vec(words, sig)
+                return _vec(words, sig, bound)
         self._need(x, "matmul")
         self._need(y, "matmul")
         with np.errstate(over="ignore"):
             words = ((x.words - np.int64(x.sig)) @ (y.words - np.int64(y.sig))) * self._inv + np.int64(self._sig(sig))
-        return self._result(words, sig, "matmul")
+        return self._result(words, sig, "matmul", bound)
 
     def _divmod(self, x: EncodedVector, y: EncodedVector | int, sig: int, mod: bool, where: str) -> EncodedVector:
         """``q = floor(A*x / (A*y))``, verified by multiplying back (the remainder ``A*x - q*A*y`` must lie in
@@ -331,8 +407,9 @@ class VectorOps:
         return self._divmod(x, y, sig, True, "mod")
 
     def shr(self, x: EncodedVector, n: int, sig: int = 0) -> EncodedVector:
-        """Arithmetic ``x >> n`` for a constant ``n`` (floor division by ``2**n``)."""
-        return self._divmod(x, 1 << n, sig, False, "shr")
+        """Arithmetic ``x >> n`` for a constant ``n >= 0`` (floor division by ``2**n``; the divisor ``A * 2**n``
+        stays far inside int64, see :meth:`shift`: a count ``>= kbits`` gives ``-1`` or ``0``, as in Python)."""
+        return self._divmod(x, 1 << self.shift(n), sig, False, "shr")
 
     # -- comparisons and logic: encoded booleans ------------------------------------------------------------------
     def _bool(self, values: npt.NDArray[np.bool_], sig: int) -> EncodedVector:
@@ -386,8 +463,9 @@ class VectorOps:
         """Element-wise ``x if c else y`` (conditional select). The condition is always checked; the operands in
         eager mode (deferred: the selected word's error propagates to the result)."""
         sig = self._sig(sig)
+        bound = self._grown("where", max, x, y)
         if self._c is not None:
-            return _vec(cv.where(self, c.words, c.sig, x.words, x.sig, y.words, y.sig, sig), sig)
+            return _vec(cv.where(self, c.words, c.sig, x.words, x.sig, y.words, y.sig, sig), sig, bound)
         ct, cx, cy = self._checker(c.sig, 0, 1), self._checker(x.sig), self._checker(y.sig)
         eager, bc, kx, ky = self.eager, np.int64(c.sig), np.int64(sig - x.sig), np.int64(sig - y.sig)
 
@@ -402,7 +480,7 @@ class VectorOps:
             np.copyto(o, np.add(xs, kx, out=loop.buf2[:m]), where=mask)
 
         with np.errstate(over="ignore"):
-            return _vec(Loop(c.words, x.words, y.words).run(body), sig)
+            return _vec(Loop(c.words, x.words, y.words).run(body), sig, bound)
 
 
 _CMP = {

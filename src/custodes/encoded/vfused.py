@@ -8,14 +8,19 @@ reads each input once and writes the result once: no intermediate array is ever 
 once and cached (``_cbuild.py``).
 
 Same results as running ``fn`` on ``VectorOps(check="deferred")``, and the same exception when one operation
-fails. When several fail, the first failing operation (in evaluation order) of the first failing chunk is
-reported; the numpy form finishes each operation over all chunks before the next, so when independent failures
-sit in different chunks it may report another of them.
+fails. The tracer keeps the numpy form's magnitude bounds and checks an additive operation's operands where the
+numpy form does (``VectorOps.grown``: before a lane could wrap back into range). The trace assumes inputs within the
+range: for an input that is itself an unchecked result beyond it (``EncodedVector.bound``), a call re-derives the
+decisions, and if one differs runs the traced expression through ``VectorOps`` (the numpy form's semantics). Shift
+counts are those of ``VectorOps.shift``. When several fail, the first failing operation (in evaluation order) of
+the first failing chunk is reported; the numpy form finishes each operation over all chunks before the next, so
+when independent failures sit in different chunks it may report another of them.
 """
 
 from __future__ import annotations
 
 import ctypes
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +49,7 @@ class Sym:
     args: tuple[Sym, ...]
     sig: int
     extra: tuple[Any, ...] = field(default=())
+    bound: int | None = None  # as ``EncodedVector.bound``: the magnitude of an unchecked result beyond the range
 
 
 class _Tracer:
@@ -51,18 +57,23 @@ class _Tracer:
 
     def __init__(self, ops: VectorOps) -> None:
         self.ops = ops
+        self.range = ops._range
 
     def _s(self, sig: int) -> int:
         return self.ops._sig(sig)
 
+    def _additive(self, kind: str, x: Sym, y: Sym, sig: int) -> Sym:
+        bound, check = self.ops.grown(operator.add, (x.bound, y.bound))
+        return Sym(kind, (x, y), self._s(sig), check, bound)
+
     def add(self, x: Sym, y: Sym, sig: int = 0) -> Sym:
-        return Sym("add", (x, y), self._s(sig))
+        return self._additive("add", x, y, sig)
 
     def sub(self, x: Sym, y: Sym, sig: int = 0) -> Sym:
-        return Sym("sub", (x, y), self._s(sig))
+        return self._additive("sub", x, y, sig)
 
     def mul(self, x: Sym, y: Sym, sig: int = 0) -> Sym:
-        return Sym("mul", (x, y), self._s(sig))
+        return Sym("mul", (x, y), self._s(sig), (), self.range * self.range)  # checked factors, as VectorOps.mul
 
     def floordiv(self, x: Sym, y: Sym, sig: int = 0) -> Sym:
         return Sym("div", (x, y), self._s(sig))
@@ -71,7 +82,7 @@ class _Tracer:
         return Sym("mod", (x, y), self._s(sig))
 
     def shr(self, x: Sym, n: int, sig: int = 0) -> Sym:
-        return Sym("shr", (x,), self._s(sig), (int(n),))
+        return Sym("shr", (x,), self._s(sig), (self.ops.shift(n),))
 
     def compare(self, op: str, x: Sym, y: Sym, sig: int = 0) -> Sym:
         if op not in CMP_CODES:
@@ -79,7 +90,8 @@ class _Tracer:
         return Sym("cmp", (x, y), self._s(sig), (op,))
 
     def where(self, c: Sym, x: Sym, y: Sym, sig: int = 0) -> Sym:
-        return Sym("where", (c, x, y), self._s(sig))
+        bound, check = self.ops.grown(max, (x.bound, y.bound))
+        return Sym("where", (c, x, y), self._s(sig), tuple(i + 1 for i in check), bound)
 
     def decode(self, x: Sym) -> Sym:
         return Sym("decode", (x,), 0)
@@ -119,6 +131,8 @@ class _Gen:
         name = f"t{len(self.names)}"
         self.names[id(s)] = name
         w = "(int64_t)"
+        if s.kind in ("add", "sub", "where") and s.extra:  # VectorOps.grown: operands checked before they could wrap
+            self.flag(s.kind, "bad", " | ".join(f"!{self.ok(a[i], sigs[i])}" for i in s.extra))
         if s.kind in ("add", "sub"):
             k = s.sig - sigs[0] - sigs[1] if s.kind == "add" else s.sig - sigs[0] + sigs[1]
             sign = "+" if s.kind == "add" else "-"
@@ -275,6 +289,11 @@ class FusedKernel:
         for vec, sym in zip(vectors, self.inputs, strict=True):
             if vec.sig != sym.sig:
                 raise EncodedUsageError(None, "an input vector's signature differs from the traced one")
+        bound = self.root.bound
+        if any(v.bound is not None for v in vectors):  # the trace assumed inputs within the range
+            same, bound = _bounds(self.ops, self.root, self.inputs, vectors)
+            if not same:
+                return _interpret(self.ops, self.root, self.inputs, vectors)
         shape, arrays = operands(*(vec.words for vec in vectors))
         n = int(np.prod(shape))
         out = np.empty(n, dtype=np.int64)
@@ -286,7 +305,54 @@ class FusedKernel:
             raise_status(status, self.flags[err.value][1].split(":", 1)[1])
         if self.root.kind == "decode":
             return out.reshape(shape)
-        return _vec(out.reshape(shape), self.root.sig)
+        return _vec(out.reshape(shape), self.root.sig, bound)
+
+
+def _bounds(
+    ops: VectorOps, root: Sym, inputs: list[Sym], vectors: tuple[EncodedVector, ...]
+) -> tuple[bool, int | None]:
+    """Whether the traced operand checks are also those for the actual input bounds, and the result's bound."""
+    got: dict[int, int | None] = {id(sym): vec.bound for sym, vec in zip(inputs, vectors, strict=True)}
+    same = True
+
+    def walk(s: Sym) -> int | None:
+        nonlocal same
+        if id(s) not in got:
+            bs = [walk(x) for x in s.args]
+            if s.kind in ("add", "sub", "where"):
+                combine = max if s.kind == "where" else operator.add
+                got[id(s)], check = ops.grown(combine, tuple(bs[-2:]))
+                same = same and (check if s.kind != "where" else tuple(i + 1 for i in check)) == s.extra
+            else:
+                got[id(s)] = s.bound
+        return got[id(s)]
+
+    bound = walk(root)
+    return same, bound
+
+
+def _interpret(ops: VectorOps, root: Sym, inputs: list[Sym], vectors: tuple[EncodedVector, ...]) -> Any:
+    """The traced expression evaluated by ``VectorOps`` (the numpy form), operation by operation."""
+    done: dict[int, Any] = {id(sym): vec for sym, vec in zip(inputs, vectors, strict=True)}
+
+    def ev(s: Sym) -> Any:
+        if id(s) not in done:
+            a = [ev(x) for x in s.args]
+            if s.kind in ("add", "sub", "mul", "mod"):
+                done[id(s)] = getattr(ops, s.kind)(*a, s.sig)
+            elif s.kind == "div":
+                done[id(s)] = ops.floordiv(*a, s.sig)
+            elif s.kind == "shr":
+                done[id(s)] = ops.shr(a[0], s.extra[0], s.sig)
+            elif s.kind == "cmp":
+                done[id(s)] = ops.compare(s.extra[0], *a, s.sig)
+            elif s.kind == "where":
+                done[id(s)] = ops.where(*a, s.sig)
+            else:
+                done[id(s)] = ops.decode(a[0])
+        return done[id(s)]
+
+    return ev(root)
 
 
 def fuse(ops: VectorOps, fn: Callable[..., Any], *sigs: int) -> FusedKernel:
