@@ -166,3 +166,12 @@ def put_policy(client: CasClient, text: str, owner: Owner, *, create: bool = Tru
 
 def make_sim(path: Path, platforms: int = 2, tcb_level: int = 2) -> SimVendor:
     return SimVendor.init(path, platforms=platforms, tcb_level=tcb_level, now=utcnow())
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie counts as dead: it holds nothing any more)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 
-from _support import CasProcess, Owner, Workload, custodes_cmd
+from _support import CasProcess, Owner, Workload, custodes_cmd, make_sim
 from conftest import simple_policy
 from custodes.client import cas_ssl_context
+from custodes.ledger.keys import fingerprint, load_private_key, write_key_pair
 from custodes.policy import load_policy
 
 
@@ -120,3 +122,57 @@ def test_cli_refuses_a_cas_with_another_certificate(cas: CasProcess, workload: W
         other.stop()
     assert result.returncode == 1
     assert result.stderr.startswith("error: CAS_TLS_FAILED:")
+
+
+@pytest.fixture(scope="module")
+def cli_inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A simulated vendor, an owner key, a valid policy, and files that are not UTF-8 (nothing may change them)."""
+    tmp_path = tmp_path_factory.mktemp("cli")
+    make_sim(tmp_path / "sim", platforms=1)
+    write_key_pair(tmp_path, "owner")
+    (tmp_path / "bin.yaml").write_bytes(b"\xff\xfe name: x\n")
+    (tmp_path / "note.txt").write_bytes(b"custodes/proposal/v1\n\xff\n")
+    owner = fingerprint(load_private_key(tmp_path / "owner.key").public_key())
+    (tmp_path / "ok.yaml").write_text(
+        f"name: a/b\nkeys: {{owner: \"{owner}\"}}\n"
+        "access: {read: [owner], update: {signers: [owner], threshold: 1}}\n"
+        "security: {allow_simulated: true, tcb: {accept: [UpToDate], grace: 7d}}\n"
+        f"services:\n  - name: s\n    measurements: [{{tee: simulated, measurement: \"{'0' * 96}\"}}]\n"
+        "    command: [python3, app.py]\n"
+    )
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "fragment"),
+    [
+        (["sim", "tcb", "publish", "sim", "--level", "3", "--date", "garbage"], "ARGUMENT_INVALID", "--date"),
+        (["sim", "tcb", "publish", "sim", "--level", "3", "--date", "2026-01-01T00:00:00"], "ARGUMENT_INVALID",
+         "--date"),
+        (["sim", "tcb", "publish", "sim", "--level", "3", "--date", "0001-01-01T00:00:00-01:00"], "ARGUMENT_INVALID",
+         "--date"),
+        (["sim", "tcb", "publish", "sim", "--level", "99999999999999999999"], "ARGUMENT_INVALID", "--level"),
+        (["sim", "init", "sim2", "--tcb-level", "99999999999999999999"], "ARGUMENT_INVALID", "--tcb-level"),
+        (["sim", "platform", "upgrade", "sim", "any", "--level", "4294967296"], "ARGUMENT_INVALID", "--level"),
+        (["policy", "create", "bin.yaml", "--key", "owner.key"], "POLICY_INVALID", "bin.yaml:1:1: policy is not valid"),
+        (["policy", "sign", "bin.yaml", "--key", "owner.key"], "POLICY_INVALID", "bin.yaml:1:1: policy is not valid"),
+        (["policy", "update", "ok.yaml", "--note", "note.txt"], "NOTE_MALFORMED", "UTF-8"),
+        (["policy", "create", "ok.yaml", "--key", "owner.key", "--pub", "bin.yaml"], "ARGUMENT_INVALID",
+         "--pub bin.yaml is not valid UTF-8"),
+    ],
+    ids=["bad-date", "date-without-zone", "date-out-of-range", "huge-level", "huge-init-level", "huge-upgrade-level",
+         "policy-not-utf8", "sign-policy-not-utf8", "note-not-utf8", "pub-not-utf8"],
+)
+def test_cli_bad_input_is_one_line_not_a_traceback(cli_inputs: Path, args: list[str], code: str,
+                                                   fragment: str) -> None:
+    env = {**os.environ, "CUSTODES_CAS": "https://127.0.0.1:1", "CUSTODES_CAS_CERT": "/nonexistent"}
+    result = subprocess.run(custodes_cmd(*args), cwd=cli_inputs, capture_output=True, text=True, timeout=60,
+                            env=env, check=False)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"error: {code}: "), result.stderr
+    assert fragment in result.stderr
+    if args[:3] == ["sim", "tcb", "publish"]:
+        listed = run_cli("sim", "platform", "list", str(cli_inputs / "sim"))  # a refused publish changed nothing
+        assert listed.returncode == 0 and "UpToDate" in listed.stdout, listed.stderr
+    assert not (cli_inputs / "sim2").exists()

@@ -111,3 +111,32 @@ def test_unreachable_cas_at_start_is_retried_then_given_up(setup: ProbeSetup) ->
     code, err = run_once(argv, {**setup.env(), "CUSTODES_CAS": f"https://127.0.0.1:{port}"})
     assert_refused(setup, code, err, ExitCode.CAS_UNREACHABLE, "CAS_UNREACHABLE")
     assert "retrying in" in err  # it did retry before giving up
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_runtime_dir_that_is_a_file(setup: ProbeSetup, tmp_path: Path, how: str) -> None:
+    """--runtime-dir (or CUSTODES_RUNTIME_DIR) naming a regular file: one line and 64, not a NotADirectoryError
+    traceback (exit 1) after the attestation."""
+    not_a_dir = tmp_path / "rt-file"
+    not_a_dir.write_text("x")
+    setup.create_policy()
+    if how == "flag":
+        code, err = run_once(replace_arg(setup.argv(), "--runtime-dir", str(not_a_dir)), setup.env())
+    else:
+        argv = setup.argv()
+        i = argv.index("--runtime-dir")
+        code, err = run_once(argv[:i] + argv[i + 2 :], setup.env(CUSTODES_RUNTIME_DIR=str(not_a_dir)))
+    assert_refused(setup, code, err, ExitCode.USAGE, "RUNTIME_DIR_UNWRITABLE")
+    assert "Traceback" not in err and f"{not_a_dir} as the runtime directory: it is not a directory" in err
+    assert not_a_dir.read_text() == "x"
+
+
+def test_runtime_dir_writable_by_others(setup: ProbeSetup, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    setup.create_policy()
+    code, err = run_once(replace_arg(setup.argv(), "--runtime-dir", str(shared)), setup.env())
+    assert_refused(setup, code, err, ExitCode.USAGE, "RUNTIME_DIR_UNWRITABLE")
+    assert "other users can write to it (mode 0777)" in err
+    assert list(shared.iterdir()) == []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,10 +17,11 @@ from custodes.runtime.providers import SimulatedProvider
 
 def _redacted(config: RenderedConfig) -> dict[str, Any]:
     """Show the shape of a config without its values: argv after argv[0], env values and file contents may all
-    carry secrets, so they are replaced by their length and a short SHA-256 prefix."""
+    carry secrets, so they are replaced by their length only. No digest, not even a short one: an unsalted hash of
+    a low-entropy value (a PIN, a chosen password, a short secret in a known template) gives the value away."""
 
     def tag(value: bytes) -> str:
-        return f"<redacted {len(value)} bytes sha256:{hashlib.sha256(value).hexdigest()[:12]}>"
+        return f"<redacted {len(value)} bytes>"
 
     return {
         "command": [config.command[0], *(tag(arg.encode()) for arg in config.command[1:])],

@@ -53,6 +53,8 @@ def handles_errors(func: F) -> F:
             die(exc.code, exc.message.splitlines()[0] if exc.message else exc.code)
         except OSError as exc:
             die("FILE_ERROR", f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
+        except UnicodeDecodeError:  # a safety net: inputs are decoded where they are read, naming the file
+            die("ARGUMENT_INVALID", "an input is not valid UTF-8")
         return None
 
     return wrapper  # type: ignore[return-value]

@@ -12,10 +12,11 @@ import typer
 from custodes.cli._common import CasCertOption, CasOption, die, handles_errors
 from custodes.cli._policy import policy_app
 from custodes.client import DEFAULT_PROPOSAL_VALIDITY_S, CasClient
+from custodes.errors import CustodesError
 from custodes.ledger.keys import load_private_key, public_pem, split_public_pems
 from custodes.ledger.note import PrivateKey, SignedNote, add_signature, parse_note
 from custodes.ledger.requests import parse_proposal, proposal_text
-from custodes.policy import load_policy
+from custodes.policy import Policy, load_policy
 
 KeyOption = Annotated[
     list[str] | None,
@@ -31,6 +32,25 @@ PubOption = Annotated[
 def _note_keys_path(note: Path) -> Path:
     """`policy sign` keeps the signers' public keys beside the note, so fingerprint keys can be checked."""
     return note.with_name(note.name + ".pub")
+
+
+def _policy_text(file: Path) -> tuple[str, Policy]:
+    """Read and load a policy file; not UTF-8 is a policy error (``POLICY_INVALID``), as for ``policy check``."""
+    data = file.read_bytes()
+    policy = load_policy(data, source=str(file))  # refuses bytes that are not UTF-8, with the file's name
+    return data.decode("utf-8"), policy
+
+
+def _note(path: Path) -> SignedNote:
+    return parse_note(path.read_bytes())  # refuses bytes that are not UTF-8 (NOTE_MALFORMED)
+
+
+def _text(path: Path, what: str) -> str:
+    """A text input (a public key file): not UTF-8 is a one-line ``ARGUMENT_INVALID``, never a traceback."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise CustodesError("ARGUMENT_INVALID", f"{what} {path} is not valid UTF-8") from None
 
 
 def _keys(specs: list[str] | None) -> list[tuple[str, PrivateKey]]:
@@ -51,13 +71,12 @@ def _submit(
     cert: Path | None,
     create: bool,
 ) -> None:
-    text = file.read_text()
-    policy = load_policy(text, source=str(file))
+    text, policy = _policy_text(file)
     signers = _keys(keys)
-    signed = parse_note(note.read_text()) if note else None
-    public_keys = [p.read_text() for p in pubs or []]
+    signed = _note(note) if note else None
+    public_keys = [_text(p, "--pub") for p in pubs or []]
     if note is not None and _note_keys_path(note).exists():
-        public_keys += split_public_pems(_note_keys_path(note).read_text())
+        public_keys += split_public_pems(_text(_note_keys_path(note), "the note's public keys"))
     if signed is None and not signers:
         die("NOTE_UNSIGNED", "sign the change: give --key (repeatable) or --note")
     with CasClient.from_env(cas, cert) as client:
@@ -139,10 +158,10 @@ def sign(
 
     With --out, the signers' public keys are kept beside the note in NOTE.pub, which `--note` picks up.
     """
-    policy = load_policy(file.read_text(), source=str(file))
+    _, policy = _policy_text(file)
     signed: SignedNote | str
     if note is not None:
-        signed = parse_note(note.read_text())
+        signed = _note(note)
         proposal = parse_proposal(signed.text)
         if (proposal.name, proposal.policy_hash, proposal.predecessor) != (
             policy.name,
@@ -161,9 +180,9 @@ def sign(
     if out:
         out.write_text(rendered)
         sidecar = _note_keys_path(out)
-        known = split_public_pems(sidecar.read_text()) if sidecar.exists() else []
+        known = split_public_pems(_text(sidecar, "the note's public keys")) if sidecar.exists() else []
         if note is not None and note != out and _note_keys_path(note).exists():
-            known += split_public_pems(_note_keys_path(note).read_text())
+            known += split_public_pems(_text(_note_keys_path(note), "the note's public keys"))
         pems = dict.fromkeys([*known, *(public_pem(private.public_key()) for _, private in signers)])
         sidecar.write_text("".join(pems))
     else:

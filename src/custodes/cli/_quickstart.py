@@ -9,6 +9,7 @@ Everything happens in a temporary directory that is removed at the end (``--keep
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -39,6 +40,7 @@ from custodes.runtime.launcher import ExitCode
 _LISTENING = re.compile(r"listening on (https://\S+)")
 _PROOF = re.compile(r"dosage-app v\d: (DB_PASSWORD=.*)")
 _WAIT_S = 30.0
+_STOP_S = 10.0  # SIGTERM to SIGKILL for the `custodes run` children at the end (or on a failure, or Ctrl-C)
 
 
 class QuickstartFailed(Exception):
@@ -133,13 +135,25 @@ class _Instance:
         try:
             return self.proc.wait(timeout=_WAIT_S)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            _stop_all([self])
             raise QuickstartFailed(f"{self.label} did not stop") from None
 
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+
+def _stop_all(instances: list[_Instance], timeout: float = _STOP_S) -> None:
+    """Stop ``custodes run`` children the way an orchestrator does: SIGTERM, which each forwards to its app before it
+    removes its files and exits; SIGKILL only for those still running after ``timeout`` (their apps then die with
+    them: the runtime sets PR_SET_PDEATHSIG on them). Never SIGKILL first: that leaves the files behind."""
+    running = [i for i in instances if i.proc.poll() is None]
+    for instance in running:
+        with contextlib.suppress(ProcessLookupError):
+            instance.proc.send_signal(signal.SIGTERM)
+    give_up = time.monotonic() + timeout
+    for instance in running:
+        try:
+            instance.proc.wait(timeout=max(0.0, give_up - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            instance.proc.kill()
+            instance.proc.wait()
 
 
 def _put(client: CasClient, text: str, owner: PrivateKey) -> str:
@@ -263,8 +277,7 @@ def run_quickstart(work: Path) -> None:
                 raise QuickstartFailed(f"files left behind: {leftovers}")
             print("    v2 exited 0; the runtimes removed every file they wrote")
         finally:
-            for instance in instances:
-                instance.kill()
+            _stop_all(instances)
     print(f"\nquickstart OK in {time.monotonic() - started:.1f}s: every step behaved as expected.")
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from custodes.cli._common import duration_option, handles_errors
+from custodes.cli._common import die, duration_option, handles_errors
 from custodes.clock import require_utc, utcnow
 from custodes.evidence.simvendor import SimVendor
 
@@ -19,8 +19,34 @@ sim_app.add_typer(tcb_app, name="tcb")
 sim_app.add_typer(platform_app, name="platform")
 
 
-def _when(value: str | None) -> datetime:
-    return require_utc(datetime.fromisoformat(value.replace("Z", "+00:00"))) if value else utcnow()
+# A platform certificate carries its TCB level as a 32-bit number; `init` lists every level below the newest in the
+# TCB info, 30 days apart, so its level is kept small enough for that list (and its dates) to stay sensible.
+_MAX_LEVEL = 2**32 - 1
+_MAX_INIT_LEVEL = 1000
+
+
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9999, 1, 1, tzinfo=UTC)  # TCB info writes four-digit years
+
+
+def _when(value: str) -> datetime:
+    """A ``--date``: ISO 8601 with a time zone (``Z`` or an offset); a bad one is a one-line error."""
+    try:
+        when = require_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    except (ValueError, OverflowError):
+        when = None
+    if when is None or not _EARLIEST <= when < _LATEST:
+        die(
+            "ARGUMENT_INVALID",
+            f"--date: {value!r} is not an ISO 8601 time with a time zone, from 1970 to 9998 (e.g. 2026-01-01T00:00Z)",
+        )
+    return when  # type: ignore[return-value]  (die exits)
+
+
+def _level(flag: str, value: int, maximum: int = _MAX_LEVEL) -> int:
+    if not 1 <= value <= maximum:
+        die("ARGUMENT_INVALID", f"{flag}: a TCB level is between 1 and {maximum}")
+    return value
 
 
 @sim_app.command("init")
@@ -31,6 +57,7 @@ def init(
     tcb_level: Annotated[int, typer.Option(min=1, help="the platforms' (and the newest) TCB level")] = 2,
 ) -> None:
     """Create a simulated vendor with PLATFORMS platforms in DIRECTORY."""
+    tcb_level = _level("--tcb-level", tcb_level, _MAX_INIT_LEVEL)
     vendor = SimVendor.init(directory, platforms=platforms, tcb_level=tcb_level, now=utcnow())
     print(f"SIMULATED vendor created in {directory} (development only)")
     for platform in vendor.platforms():
@@ -47,11 +74,13 @@ def publish(
     valid_for: Annotated[str, typer.Option(help="how long the TCB info is valid (duration)")] = "30d",
 ) -> None:
     """Publish TCB info with a new newest LEVEL; every lower level becomes OutOfDate."""
+    level = _level("--level", level)
+    tcb_date = _when(date) if date else None
     vendor = SimVendor(directory)
     info = vendor.publish(
         level=level,
         now=utcnow(),
-        tcb_date=_when(date) if date else None,
+        tcb_date=tcb_date,
         advisories=tuple(advisory or ()),
         valid_for=duration_option("--valid-for", valid_for),
     )
@@ -80,5 +109,5 @@ def upgrade(
     level: Annotated[int, typer.Option(help="the new TCB level (as after a microcode update)")],
 ) -> None:
     """Patch a platform: the vendor re-certifies it at LEVEL."""
-    SimVendor(directory).upgrade_platform(platform_id, tcb_level=level, now=utcnow())
+    SimVendor(directory).upgrade_platform(platform_id, tcb_level=_level("--level", level), now=utcnow())
     print(f"platform {platform_id} now at level {level}")

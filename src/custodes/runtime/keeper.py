@@ -13,7 +13,10 @@ keeper stops renewing and makes one *final* attempt just after the expiry, to le
 refusal (``MEASUREMENT_DEPRECATED``, a TCB deadline), reported as such. The caller stops the application at the
 expiry all the same; the final attempt only names the reason (or renews, if the owner lifted the deadline).
 
-The keeper only reports; what to do about a loss (stop the application) is the caller's decision.
+The keeper only reports; what to do about a loss (stop the application) is the caller's decision. A renewal request
+may hang (up to the client's timeout per operation, longer than a short lease): with ``watchdog=True`` a second
+thread reports the expiry at the local expiry itself, whatever the renewal thread is waiting for. ``custodes run``
+does not need it (its main loop enforces the expiry); the Python API's :class:`~custodes.runtime.Session` does.
 """
 
 from __future__ import annotations
@@ -52,7 +55,9 @@ class LeaseKeeper:
         attest: performs one attestation that renews the given lease id (it raises :class:`CasError` on refusal).
         times: the current lease, anchored on the monotonic clock.
         on_renewed: called (in the keeper's thread) with each renewal and its new times.
-        on_lost: called once (in the keeper's thread) when the lease is lost; the keeper then ends.
+        on_lost: called once (in the keeper's thread, or the watchdog's) when the lease is lost; the keeper then ends.
+        watchdog: also report ``expired`` at the lease's local expiry even while a renewal request is in flight (for
+            a lease that ends at a CVE deadline the loss is then ``LEASE_EXPIRED``, not the CAS's later refusal).
     """
 
     def __init__(
@@ -65,6 +70,7 @@ class LeaseKeeper:
         backoff: Backoff | None = None,
         rng: random.Random | None = None,
         jitter: float = 0.1,
+        watchdog: bool = False,
     ) -> None:
         self._attest = attest
         self._times = times
@@ -75,7 +81,11 @@ class LeaseKeeper:
         self._jitter = jitter
         self._lock = threading.Lock()
         self._stopped = threading.Event()
+        self._last: CustodesError | None = None  # the last failed attempt's error, for the watchdog's message
         self._thread = threading.Thread(target=self._run, name="custodes-lease", daemon=True)
+        self._watchdog = (
+            threading.Thread(target=self._watch, name="custodes-lease-watchdog", daemon=True) if watchdog else None
+        )
         self.renewals = 0
 
     @property
@@ -85,6 +95,8 @@ class LeaseKeeper:
 
     def start(self) -> LeaseKeeper:
         self._thread.start()
+        if self._watchdog is not None:
+            self._watchdog.start()
         return self
 
     def stop(self, timeout: float | None = None) -> None:
@@ -94,9 +106,26 @@ class LeaseKeeper:
             self._thread.join(timeout)
 
     def _lose(self, lost: LeaseLost) -> None:
-        if not self._stopped.is_set():
+        with self._lock:  # two threads may report: only the first does
+            if self._stopped.is_set():
+                return
             self._stopped.set()
-            self._on_lost(lost)
+        self._on_lost(lost)
+
+    def _watch(self) -> None:
+        """Report the expiry at the local expiry, even while the renewal thread waits for an answer."""
+        while True:
+            expires_at = self.times.expires_at
+            if self._stopped.wait(max(0.0, expires_at - time.monotonic())):
+                return
+            times = self.times
+            if times.expires_at > time.monotonic():
+                continue  # renewed meanwhile
+            last = self._last
+            why = f"last error: {last.code}: {last.message}" if last else "no renewal answered in time"
+            what = "reached its deadline" if times.deadline_bound else "expired unrenewed"
+            self._lose(LeaseLost("expired", "LEASE_EXPIRED", f"the lease {what} ({why})"))
+            return
 
     def _run(self) -> None:
         times = self.times
@@ -119,16 +148,17 @@ class LeaseKeeper:
                 if not (is_transient(exc) or exc.code == "CAS_TLS_FAILED"):
                     self._lose(LeaseLost("refused", exc.code, exc.message))
                     return
-                last = exc
+                last = self._last = exc
             except CustodesError as exc:  # evidence provider hiccup or a malformed lease: retry until expiry
-                last = exc
+                last = self._last = exc
             else:
-                if self._stopped.is_set():
-                    return
                 with self._lock:
+                    if self._stopped.is_set():  # stopped, or the watchdog reported the expiry meanwhile
+                        return
                     self._times = times = renewed
                 self.renewals += 1
                 last, delays = None, None
+                self._last = None
                 if self._on_renewed is not None:
                     self._on_renewed(attestation, renewed)
                 attempt_at = self._schedule(renewed)

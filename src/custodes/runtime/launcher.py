@@ -3,13 +3,16 @@
 Order matters and is the contract: (1) attest, retrying only while the CAS is unreachable or overloaded, up to
 ``start_timeout``; (2) unseal and parse the config; (3) write every file; (4) only then start the application. A
 failure at any step before (4) exits non-zero and the application never runs. Once it runs, the lease keeper renews
-in a background thread while the main thread forwards signals and reaps; when the lease is lost the application gets
-SIGTERM, ``stop_grace`` seconds, then SIGKILL, and the runtime exits with :attr:`ExitCode.LEASE_REFUSED` or
-:attr:`ExitCode.LEASE_EXPIRED`. Files are removed on every exit path.
+in a background thread while the main thread forwards signals and reaps; when the lease is lost the application's
+process group gets SIGTERM, ``stop_grace`` seconds, then SIGKILL, and the runtime exits with
+:attr:`ExitCode.LEASE_REFUSED` or :attr:`ExitCode.LEASE_EXPIRED`. Once the application has started, every way out of
+:func:`run_workload` (an exception included) stops it and what it started; files are removed on every exit path.
+Progress and error lines on stderr are best-effort and never interrupt any of this.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import sys
@@ -117,13 +120,38 @@ def attest_at_start(
     # unreachable
 
 
+def _emit(out: TextIO, line: str) -> None:
+    """Progress and error lines are best-effort: a stderr that nobody reads any more (a log shipper restarted,
+    ``custodes run ... 2>&1 | head``) or that is full must never stop supervision, renewal or cleanup."""
+    try:
+        out.write(line + "\n")
+        out.flush()
+    except BrokenPipeError:
+        _discard(out)
+    except (OSError, ValueError):  # ValueError: closed
+        pass
+
+
+def _discard(out: TextIO) -> None:
+    """The reader is gone for good (EPIPE): later lines, and what is still buffered, go to /dev/null, so that neither
+    they nor the interpreter's final flush fail (a failed final flush would turn the exit code into 120)."""
+    with contextlib.suppress(OSError, ValueError):
+        fd = out.fileno()
+        null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.dup2(null, fd)
+        finally:
+            os.close(null)
+        out.flush()
+
+
 def _say(out: TextIO, text: str) -> None:
-    print(f"custodes: {text}", file=out, flush=True)
+    _emit(out, f"custodes: {text}")
 
 
 def _fail(out: TextIO, code: str, message: str) -> None:
     first = message.splitlines()[0] if message else code
-    print(f"error: {code}: {first}", file=out, flush=True)
+    _emit(out, f"error: {code}: {first}")
 
 
 def run_workload(spec: RunSpec, *, err: TextIO | None = None, rng: random.Random | None = None) -> int:
@@ -171,6 +199,7 @@ def run_workload(spec: RunSpec, *, err: TextIO | None = None, rng: random.Random
             if stop_signal or (signum := sup.interrupted(0.0)) is not None:
                 signum = stop_signal[0] if stop_signal else signum
                 _fail(out, "INTERRUPTED", f"signal {signum} before the application started")
+                _cleanup(files, rundir)
                 return 128 + int(signum or 0)
             pid = sup.spawn(config.command, child_environment(config, os.environ), config.cwd)
         except CustodesError as exc:
@@ -181,48 +210,60 @@ def run_workload(spec: RunSpec, *, err: TextIO | None = None, rng: random.Random
             _fail(out, exc.code, exc.message)
             _cleanup(files, rundir)
             return exit_code_for(exc)
+        except BaseException:
+            _cleanup(files, rundir)
+            raise
 
-        for warning in attestation.verdict.get("warnings", []):
-            _say(out, f"WARNING: {warning}")
-        _say(out, f"attested {spec.policy}/{spec.service}; lease {times.lease_id}; started pid {pid}")
-        status = {"policy": spec.policy, "service": spec.service, "app_pid": pid, "state": "running", "renewals": 0}
-        rundir.write_status({**status, "lease_id": times.lease_id, "lease_expires_at": attestation.lease["expires_at"]})
-        lost_box: list[LeaseLost] = []
-        answered = threading.Event()
-
-        def on_lost(lost: LeaseLost) -> None:
-            lost_box.append(lost)
-            answered.set()
-            sup.wake()
-
-        def on_renewed(renewed: Attestation, new_times: LeaseTimes) -> None:
-            status["renewals"] = int(status["renewals"]) + 1
-            rundir.write_status({**status, "lease_expires_at": renewed.lease["expires_at"]})
-            _say(out, f"lease renewed until {renewed.lease['expires_at']}")
-
-        keeper = LeaseKeeper(
-            lambda lease_id: client.attest(spec.policy, spec.service, spec.source, lease_id=lease_id),
-            times,
-            on_lost=on_lost,
-            on_renewed=on_renewed,
-            backoff=spec.backoff,
-            rng=rng,
-        ).start()
+        # From here on the application runs: whatever happens (an exception included), the finally clause stops it
+        # and what it started, and removes the files. Nothing between spawn and that clause may raise outside it.
         grace = parse_stop_grace(attestation.lease, spec.stop_grace)
+        keeper: LeaseKeeper | None = None
         try:
+            for warning in attestation.verdict.get("warnings", []):
+                _say(out, f"WARNING: {warning}")
+            _say(out, f"attested {spec.policy}/{spec.service}; lease {times.lease_id}; started pid {pid}")
+            status = {"policy": spec.policy, "service": spec.service, "app_pid": pid, "state": "running", "renewals": 0}
+            rundir.write_status(
+                {**status, "lease_id": times.lease_id, "lease_expires_at": attestation.lease["expires_at"]}
+            )
+            lost_box: list[LeaseLost] = []
+            answered = threading.Event()
+
+            def on_lost(lost: LeaseLost) -> None:
+                lost_box.append(lost)
+                answered.set()
+                sup.wake()
+
+            def on_renewed(renewed: Attestation, new_times: LeaseTimes) -> None:
+                status["renewals"] = int(status["renewals"]) + 1
+                rundir.write_status({**status, "lease_expires_at": renewed.lease["expires_at"]})
+                _say(out, f"lease renewed until {renewed.lease['expires_at']}")
+
+            keeper = renewing = LeaseKeeper(
+                lambda lease_id: client.attest(spec.policy, spec.service, spec.source, lease_id=lease_id),
+                times,
+                on_lost=on_lost,
+                on_renewed=on_renewed,
+                backoff=spec.backoff,
+                rng=rng,
+            ).start()
             outcome = sup.supervise(
-                deadline=lambda: keeper.times.expires_at,
+                deadline=lambda: renewing.times.expires_at,
                 lost=lambda: lost_box[0] if lost_box else None,
                 stop_grace=grace,
             )
-            if outcome.lost is not None and not lost_box and keeper.times.deadline_bound:
+            if outcome.lost is not None and not lost_box and renewing.times.deadline_bound:
                 # The lease ran into its CVE deadline; the keeper's final attempt names the CAS's reason.
                 answered.wait(FINAL_ANSWER_WAIT_S)
                 if lost_box and lost_box[0].reason == "refused":
                     outcome = replace(outcome, lost=lost_box[0])
         finally:
-            keeper.stop(timeout=0.2)
-            _cleanup(files, rundir)
+            try:
+                if keeper is not None:
+                    keeper.stop(timeout=0.2)
+                sup.stop(grace)  # a no-op unless supervision ended early: then the application is stopped here
+            finally:
+                _cleanup(files, rundir)
     if outcome.lost is None:
         return outcome.app_exit_code
     how = "SIGKILL after the grace period" if outcome.killed else "SIGTERM"

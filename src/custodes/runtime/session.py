@@ -88,7 +88,8 @@ class Session:
 
         Args:
             materialise_files: write ``config.files`` at their paths (removed again by :meth:`close`).
-            on_lost: called once, from the renewal thread, when the lease is refused or expires.
+            on_lost: called once, from a background thread, when the lease is refused or expires: at the lease's
+                local expiry at the latest, even while a renewal request is still waiting for the CAS.
 
         Raises:
             CasError: refusal or unreachable CAS; CustodesError: ``FILE_PATH_*`` when files cannot be written.
@@ -118,6 +119,7 @@ class Session:
             times,
             on_lost=lost,
             on_renewed=renewed,
+            watchdog=True,  # on_lost at the expiry even while a renewal request hangs
         )
         session = cls(client, attestation, keeper, files)
         keeper.start()

@@ -5,7 +5,16 @@
   those that arrive between installing the handlers and starting it (they wait in the wake-up pipe).
 * Zombies are reaped: as PID 1, or as a Linux child subreaper (``reap_orphans=True``), every orphan that the kernel
   re-parents to the runtime is collected.
-* :meth:`Supervisor.supervise` ends the application when told to: SIGTERM, ``stop_grace`` seconds, then SIGKILL.
+* The application starts in a session (and process group) of its own, so that it can be stopped with everything it
+  started: :meth:`Supervisor.supervise` ends it when told to with SIGTERM to the whole group, ``stop_grace``
+  seconds, then SIGKILL to the group. Forwarded signals go to the application alone, as they would to a container's
+  main process.
+* Nothing the application started outlives supervision: when the application has exited (by itself or stopped),
+  what is left of its group is killed, and with ``reap_orphans=True`` so is every other remaining child of the
+  runtime (descendants that left the group, re-parented to the subreaper), until none is left.
+* On Linux the application gets ``PR_SET_PDEATHSIG(SIGKILL)``: if the runtime itself dies (``kill -9``, the OOM
+  killer), the kernel kills the application. That does not reach the application's own children, which the kernel
+  re-parents to the next subreaper or init (see docs/runtime.md, "When the runtime itself dies").
 
 The loop sleeps in ``select`` on a self-pipe that the C signal handler writes (``signal.set_wakeup_fd``) and that
 other threads may poke through :meth:`Supervisor.wake`, so nothing polls and no signal is lost.
@@ -28,7 +37,7 @@ from types import TracebackType
 from custodes.errors import CustodesError
 from custodes.runtime.keeper import LeaseLost
 
-__all__ = ["FORWARDED_SIGNALS", "Outcome", "Supervisor", "become_subreaper"]
+__all__ = ["FORWARDED_SIGNALS", "Outcome", "Supervisor", "become_subreaper", "single_threaded"]
 
 FORWARDED_SIGNALS = (
     signal.SIGTERM,
@@ -39,20 +48,91 @@ FORWARDED_SIGNALS = (
     signal.SIGUSR2,
 )
 _STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT})
+_PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 _IDLE_S = 1.0  # upper bound on a select; a missed wake-up can only delay, never lose, an event
+_SWEEP_S = 5.0  # how long the final sweep keeps killing re-parented descendants before it gives up
+_PARENT_GONE = 128 + signal.SIGKILL  # the child's exit code if the runtime died before the child could exec
+_libc: ctypes.CDLL | None = None
+
+
+def _prctl() -> Callable[..., int] | None:
+    """libc's ``prctl`` (Linux), loaded once; None where it does not exist."""
+    global _libc  # noqa: PLW0603  (a cache)
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        if _libc is None:
+            _libc = ctypes.CDLL(None, use_errno=True)
+        prctl = _libc.prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
+    prctl.restype = ctypes.c_int
+    return prctl  # type: ignore[no-any-return]
 
 
 def become_subreaper() -> bool:
     """Ask Linux to re-parent orphaned descendants to this process (``PR_SET_CHILD_SUBREAPER``), so the runtime
     reaps them even when it is not PID 1. Returns False where that is not available."""
-    if not sys.platform.startswith("linux"):
-        return False
+    prctl = _prctl()
+    return prctl is not None and prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+
+
+def single_threaded() -> bool:
+    """Whether this process has exactly one thread (Python's or any native library's), from ``/proc/self/task``."""
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    except (OSError, AttributeError):
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
         return False
+
+
+def _parent_death_hook() -> Callable[[], None] | None:
+    """The code the child runs between fork and exec: ``PR_SET_PDEATHSIG(SIGKILL)``, then a check that the runtime
+    had not already died before that (the child would have been re-parented: no signal would ever come).
+
+    Only for a single-threaded runtime. Python code between fork and exec (``preexec_fn``) can deadlock in the child
+    when another thread held a lock at the fork that the code then needs; with one thread nobody holds one. ``custodes
+    run`` is single-threaded at that point (the lease keeper starts after the application), which
+    tests/security/test_runtime_attacks.py checks by killing the runtime. A multi-threaded embedding gets no
+    parent-death signal rather than a risk of hanging: an exec wrapper would need a second interpreter
+    (``sys.executable`` is not always one when Python is embedded) and its start-up on every start.
+
+    The kernel sends the signal when the *thread* that forked exits: the spawn happens in the main thread (the
+    supervisor owns the signal handlers), which lives as long as the process.
+    """
+    prctl = _prctl()
+    if prctl is None or not single_threaded():
+        return None
+    parent = os.getpid()
+    sigkill = int(signal.SIGKILL)
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, sigkill, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(_PARENT_GONE)
+
+    return hook
+
+
+def _children_of(parent: int) -> list[int]:
+    """The processes whose parent is ``parent`` (zombies included), from ``/proc``."""
+    found = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return found
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                fields = fh.read().rpartition(b")")[2].split()  # the command name may hold spaces and parens
+        except OSError:
+            continue
+        if len(fields) > 1 and fields[1].isdigit() and int(fields[1]) == parent:
+            found.append(int(name))
+    return found
 
 
 def exit_code_of(status: int) -> int:
@@ -79,7 +159,9 @@ class Supervisor:
         self._pipe: tuple[int, int] | None = None
         self._saved: dict[int, object] = {}
         self._saved_wakeup = -1
+        self._swept = False
         self.reaped_orphans = 0
+        self.parent_death_signal = False  # whether the application got PR_SET_PDEATHSIG (see _parent_death_hook)
 
     def __enter__(self) -> Supervisor:
         read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -92,6 +174,12 @@ class Supervisor:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        try:
+            self.stop(0.0)  # a last resort: normally the application and its descendants are gone by now
+        finally:
+            self._restore()
+
+    def _restore(self) -> None:
         signal.set_wakeup_fd(self._saved_wakeup)
         for signum, handler in self._saved.items():
             signal.signal(signum, handler)  # type: ignore[arg-type]
@@ -116,14 +204,27 @@ class Supervisor:
         Raises:
             CustodesError: ``APP_NOT_FOUND`` (no such program or working directory) or ``APP_START_FAILED``.
         """
+        hook = _parent_death_hook()
         try:
-            self._proc = subprocess.Popen(list(argv), env=dict(env), cwd=cwd, close_fds=True)  # noqa: S603
+            self._proc = subprocess.Popen(  # noqa: S603
+                list(argv),
+                env=dict(env),
+                cwd=cwd,
+                close_fds=True,
+                # A session of its own, not just a group: the application's group can then be signalled as one
+                # (it cannot leave it: a session leader cannot change its group), and an application reading an
+                # inherited terminal is not stopped by SIGTTIN as a background group of that terminal would be.
+                start_new_session=True,
+                preexec_fn=hook,  # noqa: PLW1509  (only when single-threaded: see _parent_death_hook)
+            )
         except FileNotFoundError as exc:
             what = "working directory" if cwd and exc.filename == cwd else "program"
             name = exc.filename if exc.filename is not None else argv[0]
             raise CustodesError("APP_NOT_FOUND", f"the application's {what} {name!s} does not exist") from None
         except OSError as exc:
             raise CustodesError("APP_START_FAILED", f"cannot start {argv[0]}: {exc.strerror or exc}") from None
+        self.parent_death_signal = hook is not None
+        self._swept = False
         return self._proc.pid
 
     def _reap(self) -> int | None:
@@ -149,9 +250,58 @@ class Supervisor:
         return found
 
     def _signal(self, signum: int) -> None:
+        """A forwarded signal: to the application only."""
         if self._proc is not None and self._proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._proc.pid, signum)
+
+    def _signal_group(self, signum: int) -> bool:
+        """Signal the application's process group (its id is the application's pid); False if it has no member
+        left. Process ids are handed out cyclically, so the id is not reused while the group was just in use."""
+        if self._proc is None:
+            return False
+        try:
+            os.killpg(self._proc.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+
+    def _sweep(self) -> None:
+        """After the application has exited: SIGKILL what is left of its group, and (as a subreaper) every other
+        remaining child of the runtime, re-parented descendants included; reap them all, until none is left."""
+        if self._swept or self._proc is None:
+            return
+        self._swept = True
+        self._signal_group(signal.SIGKILL)
+        if not self._reap_orphans:
+            return
+        me = os.getpid()
+        give_up = time.monotonic() + _SWEEP_S
+        while True:
+            for pid in _children_of(me):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)  # still our child (or our zombie): the id cannot have been reused
+            try:
+                while (pid := os.waitpid(-1, os.WNOHANG)[0]) != 0:
+                    if pid != self._proc.pid:
+                        self.reaped_orphans += 1
+            except ChildProcessError:
+                return  # no child left: as a subreaper, no descendant either
+            if time.monotonic() >= give_up:
+                return
+            self._wait(0.02)
+
+    def stop(self, grace: float) -> Outcome | None:
+        """End the application if it still runs (SIGTERM to its group, ``grace`` seconds, SIGKILL) and sweep its
+        descendants. For paths that leave supervision early (an error); idempotent. Returns how it ended, or None if
+        there was nothing left to stop."""
+        if self._proc is None or self._pipe is None:
+            return None
+        if self._proc.returncode is None:
+            stopped = LeaseLost("expired", "RUNTIME_STOPPING", "the runtime is stopping")
+            return self.supervise(lost=lambda: stopped, stop_grace=grace)
+        self._sweep()
+        return None
 
     def supervise(
         self,
@@ -161,17 +311,26 @@ class Supervisor:
         stop_grace: float = 10.0,
     ) -> Outcome:
         """Wait for the application to exit, forwarding signals. Stop it when ``lost()`` reports a loss or the
-        monotonic ``deadline()`` passes (the lease's expiry, enforced here even if a renewal hangs)."""
+        monotonic ``deadline()`` passes (the lease's expiry, enforced here even if a renewal hangs): SIGTERM to its
+        process group, ``stop_grace`` seconds for the whole group, then SIGKILL to the group. Before returning, what
+        is left of the group and (with ``reap_orphans``) every other descendant is killed and reaped."""
         if self._proc is None or self._pipe is None:
             raise CustodesError("APP_NOT_STARTED", "spawn the application first")
         stopping: LeaseLost | None = None
         kill_at: float | None = None
         killed = False
+        exited: int | None = None  # the application's wait status, once it has exited
         while True:
-            status = self._reap()
-            if status is not None:
-                return Outcome(exit_code_of(status), stopping, killed)
+            status = self._reap()  # the application's status once; orphans (zombie members of its group) always
+            if exited is None:
+                exited = status
             now = time.monotonic()
+            if exited is not None and (
+                # a stop in progress: the rest of the group keeps its grace (it may be shutting down cleanly)
+                kill_at is None or now >= kill_at or not self._signal_group(0)
+            ):
+                self._sweep()
+                return Outcome(exit_code_of(exited), stopping, killed)
             if stopping is None:
                 due = deadline()
                 stopping = lost() or (
@@ -180,16 +339,19 @@ class Supervisor:
                     else None
                 )
                 if stopping is not None:
-                    self._signal(signal.SIGTERM)
+                    self._signal_group(signal.SIGTERM)
                     kill_at = now + stop_grace
             if kill_at is not None and not killed and now >= kill_at:
-                self._signal(signal.SIGKILL)
-                killed = True
+                killed = exited is None  # whether the application itself needed the SIGKILL
+                self._signal_group(signal.SIGKILL)
+                continue
             timeout = _IDLE_S
             if stopping is None and (due := deadline()) is not None:
                 timeout = min(timeout, due - now)
             if kill_at is not None and not killed:
                 timeout = min(timeout, kill_at - now)
+            if exited is not None:
+                timeout = min(timeout, 0.05)  # waiting for the rest of the group: poll, they are not our children
             self._wait(max(0.0, timeout))
 
     def interrupted(self, timeout: float = 0.0) -> int | None:

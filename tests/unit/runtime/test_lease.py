@@ -206,3 +206,32 @@ def test_keeper_makes_a_final_attempt_after_a_deadline_bound_expiry() -> None:
     assert done.wait(10)
     assert lost[0].reason == "refused" and lost[0].code == "MEASUREMENT_DEPRECATED"
     assert len(cas.calls) == 1
+
+
+def test_keeper_watchdog_reports_the_expiry_while_a_renewal_hangs() -> None:
+    """The renewal request hangs (the CAS stopped answering): with the watchdog the loss is reported at the local
+    expiry, not when the request gives up; the late answer is then ignored."""
+    import time  # noqa: PLC0415
+
+    release = threading.Event()
+    answered = threading.Event()
+
+    def hanging(lease_id: str) -> Attestation:
+        release.wait(5)
+        answered.set()
+        return attestation(10.0)
+
+    lost: list[tuple[float, LeaseLost]] = []
+    times = now_times(0.4)
+    keeper = LeaseKeeper(hanging, times, on_lost=lambda e: lost.append((time.monotonic(), e)),
+                         rng=random.Random(3), watchdog=True).start()
+    try:
+        threading.Event().wait(1.5)
+        assert len(lost) == 1 and lost[0][0] - times.expires_at < 0.5  # the request would have hung for 5 s
+        assert lost[0][1].reason == "expired" and lost[0][1].code == "LEASE_EXPIRED"
+        assert "no renewal answered in time" in lost[0][1].message
+    finally:
+        release.set()
+    assert answered.wait(5)
+    keeper.stop(1)
+    assert keeper.renewals == 0 and len(lost) == 1  # a late answer does not revive a lost lease
