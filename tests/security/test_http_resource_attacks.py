@@ -141,8 +141,9 @@ def test_a_connection_flood_is_capped_per_worker(tmp_path: Path, sim: SimVendor)
     """Its own CAS: connections other tests left draining would count against the cap."""
     limits = ["--max-connections", "4"]
     tight = CasProcess(tmp_path / "cas", sim.path, extra_args=limits).start()
-    held = [Conn(tight) for _ in range(4)]
+    held: list[Conn] = []
     try:
+        held = [Conn(tight) for _ in range(4)]
         for conn in held:  # the four are served
             conn.send(STATUS)
             assert conn.reply().status == 200
