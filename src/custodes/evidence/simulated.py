@@ -286,7 +286,9 @@ class SimTcbInfo:
 
 
 def _ts(value: datetime) -> str:
-    return require_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 in UTC, whole seconds. Not ``strftime("%Y")``: glibc writes year 999 as ``999``, which the parser
+    (``datetime.fromisoformat``) refuses, so a published TCB info would break its own directory."""
+    return require_utc(value).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def _parse_ts(value: object) -> datetime:

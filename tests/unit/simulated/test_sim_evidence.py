@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.utils import CryptographyDeprecationWarning
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -14,7 +15,14 @@ from hypothesis import strategies as st
 from _support import make_sim
 from custodes.clock import utcnow
 from custodes.errors import CollateralError, EvidenceError
-from custodes.evidence.simulated import SimVerifier, make_evidence, parse_evidence, verify_tcb_info
+from custodes.evidence.simulated import (
+    SimTcbLevel,
+    SimVerifier,
+    make_evidence,
+    parse_evidence,
+    sign_tcb_info,
+    verify_tcb_info,
+)
 from custodes.evidence.simvendor import SimVendor, load_sim_verifier
 
 MEASUREMENT = bytes(range(48))
@@ -144,3 +152,13 @@ def test_mutated_evidence_never_verifies(vendor: SimVendor, evidence: bytes, edi
     verifier = load_sim_verifier(vendor.path)
     with pytest.raises((EvidenceError, CollateralError)):
         verifier.verify(bytes(raw), now=utcnow())
+
+
+@pytest.mark.parametrize("year", [1, 999, 2026, 9998])
+def test_tcb_info_dates_of_any_year_survive_their_own_round_trip(year: int) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    when = datetime(year, 3, 4, 5, 6, 7, tzinfo=UTC)
+    document = sign_tcb_info(key, levels=[SimTcbLevel(1, when, "UpToDate")], issue_date=when,
+                             next_update=when + timedelta(days=1), evaluation_number=1)
+    info = verify_tcb_info(document, key.public_key())
+    assert (info.issue_date, info.levels[0].tcb_date) == (when, when)
