@@ -68,8 +68,9 @@ class FlooredClock:
     """Wraps a clock so that it never goes below the newest signed timestamp observed, nor back in time.
 
     The second bound is the *lead*: the largest ``wall − monotonic`` seen. ``now()`` returns at least
-    ``monotonic + lead``, so after the host winds its wall clock back the time keeps advancing at the monotonic
-    clock's rate from the latest time returned, and a step forward is kept (things expire early: fail closed).
+    ``monotonic + lead`` (less 10 µs of reading jitter), so after the host winds its wall clock back the time keeps
+    advancing at the monotonic clock's rate from the latest time returned, and a step forward is kept (things
+    expire early: fail closed).
     ``monotonic`` defaults to :func:`time.monotonic` for the system clock (system-wide, so worker processes can share
     the lead); for another inner clock without one, the bound is a plain high-water mark.
     """
@@ -107,10 +108,15 @@ class FlooredClock:
         lead = t.timestamp() - mono
         if lead > self._lead:
             self._lead = lead
-        elif lead < self._lead:  # the wall clock went back: carry on from the latest time returned
+        elif lead < self._lead - _WOBBLE_S:  # the wall clock went back: carry on from the latest time returned
             t = datetime.fromtimestamp(mono + self._lead, UTC)
         floor = self._floor
         return floor if floor is not None and floor > t else t
+
+
+#: How far ``wall − monotonic`` moves between two readings without any clock change (the wall time is rounded to the
+#: microsecond, the two clocks are read one after the other): not taken for a step back.
+_WOBBLE_S = 1e-5
 
 
 def _still() -> float:

@@ -121,6 +121,7 @@ class Cas:
             ThreadPoolExecutor(max_workers=verify_threads, thread_name_prefix="verify") if verify_threads else None
         )
         self._floor_seen = 0.0
+        self._lead_seen = 0.0
         if verifiers.newest_signed_time:
             self._observe_signed(verifiers.newest_signed_time)
         self._generation = -1
@@ -141,9 +142,14 @@ class Cas:
         if floor > self._floor_seen:
             self._floor_seen = floor
             self.clock.observe_signed(datetime.fromtimestamp(floor, UTC))
-        self.clock.raise_lead(self.shared.lead)
+        lead = self.shared.lead
+        if lead > self._lead_seen:
+            self._lead_seen = lead
+            self.clock.raise_lead(lead)
         now = self.clock.now()
-        self.shared.raise_lead(self.clock.lead)
+        if self.clock.lead > self._lead_seen:  # rarely: a step forward, or a new maximum of the reading jitter
+            self._lead_seen = self.clock.lead
+            self.shared.raise_lead(self._lead_seen)
         return now
 
     # ------------------------------------------------------------------------------------------ policies
