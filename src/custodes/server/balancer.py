@@ -31,6 +31,19 @@ _FDS_PER_MESSAGE = 32
 _MESSAGES_PER_TURN = 32  # connections a worker takes per loop turn
 
 
+class _Throttled:
+    """A log call made at most once per ``interval`` seconds (the others are dropped)."""
+
+    def __init__(self, emit: Callable[..., None], interval: float) -> None:
+        self.emit, self.interval, self.last = emit, interval, -interval
+
+    def __call__(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.interval:
+            self.last = now
+            self.emit(message, *args)
+
+
 class ConnectionCounts:
     """Connections sent to and finished by each worker, in anonymous shared memory mapped before the fork."""
 
@@ -64,14 +77,7 @@ class Balancer:
     def __init__(self, counts: ConnectionCounts, workers: int) -> None:
         self.counts = counts
         self.channels: list[socket.socket | None] = [None] * workers
-        self._warned_at = 0.0
-
-    def _warn(self, message: str) -> None:
-        """Log at most every few seconds: under a connection flood this happens for every connection."""
-        now = time.monotonic()
-        if now - self._warned_at >= 5.0:
-            self._warned_at = now
-            log.error("%s", message)
+        self._warn = _Throttled(log.error, 5.0)  # under a connection flood this happens for every connection
 
     def open_channel(self, worker: int) -> socket.socket:
         """A fresh channel for a worker about to be forked; returns the worker's end (the child keeps it)."""
@@ -108,7 +114,7 @@ class Balancer:
                 except (BlockingIOError, BrokenPipeError, ConnectionResetError):
                     continue  # that worker is stuck or gone: try the next
                 except OSError as exc:  # ETOOMANYREFS (too many descriptors in flight), ENOBUFS, ...: never fatal
-                    self._warn(f"passing a connection to worker {worker} failed: {exc.strerror}")
+                    self._warn("passing a connection to worker %d failed: %s", worker, exc.strerror)
                     continue
                 self.counts.sent(worker)
                 return worker
@@ -149,7 +155,7 @@ class Admission:
         self.waiting: dict[socket.socket, asyncio.TimerHandle] = {}  # no byte yet, oldest first; their timeouts
         self.handshaking: set[asyncio.Task[None]] = set()
         self.evicted = self.refused = 0
-        self._warned_at = 0.0
+        self._warn_limit = _Throttled(log.warning, 10.0)
 
     def open(self) -> int:
         return self.served() + len(self.waiting) + len(self.handshaking)
@@ -184,14 +190,11 @@ class Admission:
         task.add_done_callback(self.handshaking.discard)
 
     def _warn(self) -> None:
-        now = time.monotonic()
-        if now - self._warned_at >= 10.0:
-            self._warned_at = now
-            log.warning(
-                "at the connection limit (%d: %d served, %d in their TLS handshake, %d not yet sending): "
-                "%d idle connections closed to make room, %d refused so far",
-                self.limit, self.served(), len(self.handshaking), len(self.waiting), self.evicted, self.refused,
-            )
+        self._warn_limit(
+            "at the connection limit (%d: %d served, %d in their TLS handshake, %d not yet sending): "
+            "%d idle connections closed to make room, %d refused so far",
+            self.limit, self.served(), len(self.handshaking), len(self.waiting), self.evicted, self.refused,
+        )
 
     async def _handshake(self, sock: socket.socket) -> None:
         done = False

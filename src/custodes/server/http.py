@@ -157,6 +157,10 @@ class HttpServer:
             if not transport.is_closing():
                 transport.write(data)
 
+    def open_count(self) -> int:
+        """Connections this server holds: served, and closed by it but still flushing."""
+        return len(self.connections) + len(self.draining)
+
     def protocol(self) -> HttpProtocol:
         """The protocol factory for ``loop.create_server`` / ``loop.connect_accepted_socket``."""
         if self._sweeper is None:
@@ -211,7 +215,6 @@ class HttpProtocol(asyncio.Protocol):
         self.refused = False  # the parser refused a request: answer what came before, then the refusal, then close
         self.last_active = time.monotonic()
         self.request_started: float | None = None  # when the current partial request's first byte came
-        self.in_headers = False  # a request has begun and its headers are not complete
         self.request_raw = 0  # bytes received of the current request (llhttp buffers a header line until it ends)
         self.chunks = 0  # chunks of the current request's body (Transfer-Encoding: chunked)
         self.completed = 0  # requests parsed on this connection
@@ -231,7 +234,7 @@ class HttpProtocol(asyncio.Protocol):
         if self.on_connected is not None:
             self.on_connected()
         self.transport = transport  # type: ignore[assignment]
-        open_now = len(self.server.connections) + len(self.server.draining)
+        open_now = self.server.open_count()
         if self.server.stopping or open_now >= self.server.max_connections:
             log.warning("refusing a connection: %d open", open_now)
             transport.abort()  # type: ignore[attr-defined]
@@ -292,7 +295,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self.request_started = self.last_active = time.monotonic()
-        self.in_headers, self.request_raw, self.chunks = True, 0, 0
+        self.request_raw, self.chunks = 0, 0
         self._reset()
 
     def on_url(self, url: bytes) -> None:
@@ -311,7 +314,6 @@ class HttpProtocol(asyncio.Protocol):
             raise _Refusal(431, "REQUEST_TOO_LARGE", "request headers too large")
 
     def on_headers_complete(self) -> None:
-        self.in_headers = False
         if self.parser.should_upgrade():
             raise _Refusal(400, "REQUEST_INVALID", "protocol upgrades are not supported")
         headers = dict(self.headers)  # llhttp has refused duplicate lengths
@@ -445,7 +447,6 @@ class HttpProtocol(asyncio.Protocol):
             return
         self.refused = True
         self.request_started = None
-        self.in_headers = False
         self.queue.append(_Refusal(status, code, message))
         if not self.busy:
             self._next()

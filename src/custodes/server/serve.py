@@ -208,7 +208,7 @@ def _admission(server: HttpServer, tls: ssl.SSLContext, finished: Callable[[], N
         server.protocol,
         tls,
         handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S,
-        served=lambda: len(server.connections) + len(server.draining),
+        served=server.open_count,
         limit=server.max_connections,
         finished=finished,
     )
