@@ -11,17 +11,23 @@ from custodes.protocol import RuntimeKey, b64d, b64e, report_data_for
 
 def clients_per_worker(cas: CasProcess, workers: int, attempts: int = 200) -> dict[int, CasClient]:
     """One open client (one keep-alive connection) per worker. The supervisor sends each new connection to the
-    least-loaded worker, so this takes ``workers`` connections unless others are open; spares are closed."""
+    least-loaded worker, so this takes ``workers`` connections unless others are open. Spares stay open until every
+    worker is found: closed at once, they would leave the same worker least loaded (after a restart, say)."""
     found: dict[int, CasClient] = {}
-    for _ in range(attempts):
-        client = cas.client()
-        index = client.status()["worker"]
-        if index in found:
+    spares: list[CasClient] = []
+    try:
+        for _ in range(attempts):
+            client = cas.client()
+            index = client.status()["worker"]
+            if index in found:
+                spares.append(client)
+            else:
+                found[index] = client
+            if len(found) == workers:
+                return found
+    finally:
+        for client in spares:
             client.close()
-        else:
-            found[index] = client
-        if len(found) == workers:
-            return found
     for client in found.values():
         client.close()
     raise AssertionError(f"only workers {sorted(found)} accepted connections in {attempts} attempts")

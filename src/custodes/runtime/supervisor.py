@@ -23,17 +23,17 @@ other threads may poke through :meth:`Supervisor.wake`, so nothing polls and no 
 from __future__ import annotations
 
 import contextlib
-import ctypes
+import functools
 import os
 import select
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
+from custodes._linux import become_subreaper, die_with_parent, prctl
 from custodes.errors import CustodesError
 from custodes.runtime.keeper import LeaseLost
 
@@ -48,35 +48,9 @@ FORWARDED_SIGNALS = (
     signal.SIGUSR2,
 )
 _STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT})
-_PR_SET_PDEATHSIG = 1
-_PR_SET_CHILD_SUBREAPER = 36
 _IDLE_S = 1.0  # upper bound on a select; a missed wake-up can only delay, never lose, an event
 _SWEEP_S = 5.0  # how long the final sweep keeps killing re-parented descendants before it gives up
 _PARENT_GONE = 128 + signal.SIGKILL  # the child's exit code if the runtime died before the child could exec
-_libc: ctypes.CDLL | None = None
-
-
-def _prctl() -> Callable[..., int] | None:
-    """libc's ``prctl`` (Linux), loaded once; None where it does not exist."""
-    global _libc  # noqa: PLW0603  (a cache)
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        if _libc is None:
-            _libc = ctypes.CDLL(None, use_errno=True)
-        prctl = _libc.prctl
-    except (OSError, AttributeError):
-        return None
-    prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
-    prctl.restype = ctypes.c_int
-    return prctl  # type: ignore[no-any-return]
-
-
-def become_subreaper() -> bool:
-    """Ask Linux to re-parent orphaned descendants to this process (``PR_SET_CHILD_SUBREAPER``), so the runtime
-    reaps them even when it is not PID 1. Returns False where that is not available."""
-    prctl = _prctl()
-    return prctl is not None and prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
 
 
 def single_threaded() -> bool:
@@ -101,18 +75,10 @@ def _parent_death_hook() -> Callable[[], None] | None:
     The kernel sends the signal when the *thread* that forked exits: the spawn happens in the main thread (the
     supervisor owns the signal handlers), which lives as long as the process.
     """
-    prctl = _prctl()
-    if prctl is None or not single_threaded():
+    call = prctl()
+    if call is None or not single_threaded():
         return None
-    parent = os.getpid()
-    sigkill = int(signal.SIGKILL)
-
-    def hook() -> None:
-        prctl(_PR_SET_PDEATHSIG, sigkill, 0, 0, 0)
-        if os.getppid() != parent:
-            os._exit(_PARENT_GONE)
-
-    return hook
+    return functools.partial(die_with_parent, os.getpid(), _PARENT_GONE, call)
 
 
 def _children_of(parent: int) -> list[int]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import fcntl
 import functools
 import gc
@@ -30,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from custodes._linux import die_with_parent
 from custodes.clock import FlooredClock
 from custodes.errors import CustodesError
 from custodes.server.app import create_app
@@ -319,7 +319,7 @@ class _Supervisor:
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.set_wakeup_fd(-1)
-            _die_with(parent)
+            die_with_parent(parent, 1)  # the kernel kills this worker if the supervisor dies, however
             self.sock.close()  # the supervisor accepts; a worker only serves what it is passed
             self.balancer.close_all()
             shared = self.shared.attach()
@@ -416,14 +416,6 @@ class _Supervisor:
         for pid in list(self.workers):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-
-
-def _die_with(parent: int) -> None:
-    """Have the kernel kill this worker if the supervisor dies, however it dies (Linux ``PR_SET_PDEATHSIG``)."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the supervisor died before the request took effect
-        os._exit(1)
 
 
 def _describe(status: int) -> str:
