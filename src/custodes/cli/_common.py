@@ -5,12 +5,13 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 
+from custodes.clock import require_utc
 from custodes.errors import CustodesError
 from custodes.policy import parse_duration
 
@@ -40,6 +41,22 @@ def duration_option(flag: str, text: str) -> timedelta:
     except ValueError as exc:
         die("ARGUMENT_INVALID", f"{flag}: {exc}")
         raise  # unreachable: die exits
+
+
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9999, 1, 1, tzinfo=UTC)  # four-digit years, which every timestamp custodes writes has
+
+
+def time_option(flag: str, text: str, *, code: str = "ARGUMENT_INVALID") -> datetime:
+    """A time given on the command line: ISO 8601 with a zone (``Z`` or an offset), 1970 to 9998, in UTC; anything
+    else is one error line."""
+    try:
+        when: datetime | None = require_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except (ValueError, OverflowError):
+        when = None
+    if when is None or not _EARLIEST <= when < _LATEST:
+        die(code, f"{flag}: {text!r} is not an ISO 8601 time with a time zone, 1970 to 9998 (e.g. 2026-01-01T00:00Z)")
+    return when  # type: ignore[return-value]  (die exits)
 
 
 def handles_errors(func: F) -> F:

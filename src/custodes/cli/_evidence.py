@@ -15,8 +15,8 @@ from typing import Annotated
 
 import typer
 
-from custodes.cli._common import die, handles_errors
-from custodes.clock import require_utc, utcnow
+from custodes.cli._common import die, handles_errors, time_option
+from custodes.clock import utcnow
 from custodes.evidence.claims import Claims
 from custodes.evidence.collateral import CollateralStore, DcapCollateral, SnpCollateral, parse_bundle
 from custodes.evidence.sgx import verify_sgx_quote
@@ -61,13 +61,7 @@ def detect_type(data: bytes) -> str:
 
 
 def _when(value: str | None) -> datetime:
-    if not value:
-        return utcnow()
-    try:
-        return require_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
-    except ValueError:
-        die("BAD_TIME", f"--at needs an ISO 8601 time with a zone, e.g. 2025-07-04T10:28:44Z, got {value!r}")
-        raise  # unreachable
+    return time_option("--at", value, code="BAD_TIME") if value else utcnow()
 
 
 def _verify(kind: str, data: bytes, collateral: Path, now: datetime) -> Claims:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from custodes.cli._common import die, duration_option, handles_errors
-from custodes.clock import require_utc, utcnow
+from custodes.cli._common import die, duration_option, handles_errors, time_option
+from custodes.clock import utcnow
 from custodes.evidence.simvendor import SimVendor
 
 sim_app = typer.Typer(help="The simulated TEE (development and CI only).", no_args_is_help=True)
@@ -25,22 +24,6 @@ _MAX_LEVEL = 2**32 - 1
 _MAX_INIT_LEVEL = 1000
 
 
-_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-_LATEST = datetime(9999, 1, 1, tzinfo=UTC)  # TCB info writes four-digit years
-
-
-def _when(value: str) -> datetime:
-    """A ``--date``: ISO 8601 with a time zone (``Z`` or an offset); a bad one is a one-line error."""
-    try:
-        when = require_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
-    except (ValueError, OverflowError):
-        when = None
-    if when is None or not _EARLIEST <= when < _LATEST:
-        die(
-            "ARGUMENT_INVALID",
-            f"--date: {value!r} is not an ISO 8601 time with a time zone, from 1970 to 9998 (e.g. 2026-01-01T00:00Z)",
-        )
-    return when  # type: ignore[return-value]  (die exits)
 
 
 def _level(flag: str, value: int, maximum: int = _MAX_LEVEL) -> int:
@@ -75,7 +58,7 @@ def publish(
 ) -> None:
     """Publish TCB info with a new newest LEVEL; every lower level becomes OutOfDate."""
     level = _level("--level", level)
-    tcb_date = _when(date) if date else None
+    tcb_date = time_option("--date", date) if date else None
     vendor = SimVendor(directory)
     info = vendor.publish(
         level=level,

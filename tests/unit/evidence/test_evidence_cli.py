@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from custodes.cli._evidence import collateral_app, evidence_app
@@ -37,6 +38,14 @@ def test_verify_failure_is_one_line_with_code() -> None:
     result = runner.invoke(evidence_app, [*args, "--at", "2030-01-01T00:00:00Z"])
     assert result.exit_code == 1
     assert result.stderr.strip().startswith("error: COLLATERAL_EXPIRED: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("at", ["yesterday", "2025-07-04T10:28:44", "0001-01-01T00:00:00+01:00"])
+def test_a_bad_at_time_is_one_line_with_its_code(at: str) -> None:
+    result = runner.invoke(evidence_app, [*SGX_ARGS, "--at", at])
+    assert result.exit_code == 1
+    assert result.stderr.strip().startswith("error: BAD_TIME: --at: ")
     assert len(result.stderr.strip().splitlines()) == 1
 
 
