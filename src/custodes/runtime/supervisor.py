@@ -308,7 +308,7 @@ class Supervisor:
                     self._signal_group(signal.SIGTERM)
                     kill_at = now + stop_grace
             if kill_at is not None and not killed and now >= kill_at:
-                killed = exited is None  # whether the application itself needed the SIGKILL
+                killed = True  # an application that had exited returned above: this SIGKILL is for it
                 self._signal_group(signal.SIGKILL)
                 continue
             timeout = _IDLE_S
